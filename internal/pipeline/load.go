@@ -433,4 +433,3 @@ func (r *resolver) reference(ref *node, depth int) *node {
 	}
 	return r.references(cur, depth+1)
 }
-

@@ -37,14 +37,14 @@ const maxNodes = 2_000_000
 // Aliases and merge keys are already expanded; the tree is never mutated after
 // it is built (merging builds new maps), so subtrees may be shared.
 type node struct {
-	kind  nodeKind
-	tag   string // resolved tag of a scalar, or "!reference" on a sequence
-	value string // scalar text
-	quoted bool  // the scalar was written in quotes
-	pos   Position
-	keys  []*node // mapping keys (scalars), in order
-	vals  []*node // mapping values, parallel to keys
-	items []*node // sequence items
+	kind   nodeKind
+	tag    string // resolved tag of a scalar, or "!reference" on a sequence
+	value  string // scalar text
+	quoted bool   // the scalar was written in quotes
+	pos    Position
+	keys   []*node // mapping keys (scalars), in order
+	vals   []*node // mapping values, parallel to keys
+	items  []*node // sequence items
 }
 
 func (n *node) isNull() bool { return n == nil || (n.kind == scalarNode && n.tag == tagNull) }

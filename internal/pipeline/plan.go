@@ -488,9 +488,15 @@ func (p *planner) exists(patterns []string, vars *varSet) bool {
 func (p *planner) resolveNeeds(jobs []*PlannedJob, stageIndex map[string]int) {
 	byBase := map[string][]*PlannedJob{}
 	byName := map[string]*PlannedJob{}
-	for _, j := range jobs {
+	names := make([]string, len(jobs))
+	stageStart := map[string]int{}
+	for i, j := range jobs {
 		byBase[j.Job.Name] = append(byBase[j.Job.Name], j)
 		byName[j.Name] = j
+		names[i] = j.Name
+		if _, ok := stageStart[j.Stage]; !ok {
+			stageStart[j.Stage] = i
+		}
 	}
 	for _, j := range jobs {
 		if j.Needs != nil {
@@ -521,12 +527,10 @@ func (p *planner) resolveNeeds(jobs []*PlannedJob, stageIndex map[string]int) {
 			}
 			j.Needs = needs
 		}
-		j.Dependencies = dependencies(j, jobs, byBase, stageIndex)
+		j.Dependencies = dependencies(j, names, stageStart, byBase)
 	}
-	names := make([]string, len(jobs))
-	edges := map[string][]Need{}
-	for i, j := range jobs {
-		names[i] = j.Name
+	edges := make(map[string][]Need, len(jobs))
+	for _, j := range jobs {
 		edges[j.Name] = j.Needs
 	}
 	if cyc := findCycle(names, edges); cyc != nil {
@@ -556,30 +560,30 @@ func needTargets(n Need, byBase map[string][]*PlannedJob, byName map[string]*Pla
 
 // dependencies lists the jobs whose artifacts j downloads: those named in
 // dependencies:, else its needs with artifacts, else every job of the
-// earlier stages.
-func dependencies(j *PlannedJob, jobs []*PlannedJob, byBase map[string][]*PlannedJob, stageIndex map[string]int) []string {
-	out := []string{}
+// earlier stages. That last list is a prefix of names (the planned jobs in
+// stage order) that jobs of the same stage share, capped so that an append
+// copies.
+func dependencies(j *PlannedJob, names []string, stageStart map[string]int, byBase map[string][]*PlannedJob) []string {
 	switch {
 	case j.Job.DependenciesSet:
+		out := []string{}
 		for _, d := range j.Job.Dependencies {
 			for _, t := range byBase[d] {
 				out = append(out, t.Name)
 			}
 		}
+		return out
 	case j.Needs != nil:
+		out := []string{}
 		for _, n := range j.Needs {
 			if n.Artifacts && n.Project == "" && n.Pipeline == "" {
 				out = append(out, n.Job)
 			}
 		}
-	default:
-		for _, t := range jobs {
-			if stageIndex[t.Stage] < stageIndex[j.Stage] {
-				out = append(out, t.Name)
-			}
-		}
+		return out
 	}
-	return out
+	start := stageStart[j.Stage]
+	return names[:start:start]
 }
 
 type cycle struct {

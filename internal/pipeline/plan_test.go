@@ -521,10 +521,10 @@ stop:
 func TestSlug(t *testing.T) {
 	t.Parallel()
 	for in, want := range map[string]string{
-		"main":              "main",
-		"Feature/Big_Thing": "feature-big-thing",
-		"--x--":             "x",
-		"v1.2.3":            "v1-2-3",
+		"main":                         "main",
+		"Feature/Big_Thing":            "feature-big-thing",
+		"--x--":                        "x",
+		"v1.2.3":                       "v1-2-3",
 		strings.Repeat("a", 70) + "/b": strings.Repeat("a", 63),
 	} {
 		if got := slug(in, 63); got != want {
@@ -538,13 +538,13 @@ func TestExpandWith(t *testing.T) {
 	vars := map[string]string{"A": "1", "B_2": "two"}
 	lookup := func(k string) (string, bool) { v, ok := vars[k]; return v, ok }
 	for in, want := range map[string]string{
-		"$A":            "1",
-		"${B_2}x":       "twox",
-		"$A$B_2":        "1two",
-		"$UNKNOWN $A":   "$UNKNOWN 1",
-		"cost: $":       "cost: $",
+		"$A":             "1",
+		"${B_2}x":        "twox",
+		"$A$B_2":         "1two",
+		"$UNKNOWN $A":    "$UNKNOWN 1",
+		"cost: $":        "cost: $",
 		"${unterminated": "${unterminated",
-		"$$A":           "$$A",
+		"$$A":            "$$A",
 	} {
 		if got := expandWith(in, lookup); got != want {
 			t.Errorf("expand(%q) = %q, want %q", in, got, want)
