@@ -639,10 +639,23 @@ func (x decoder) services(n *node, what string) []Service {
 
 func (x decoder) refFilter(n *node, what string) *RefFilter {
 	f := &RefFilter{Pos: n.pos}
-	if n.kind != mapNode {
+	if n.kind == mapNode {
+		x.refFilterMap(f, n, what)
+	} else {
 		f.Refs = x.strs(n, what)
-		return f
 	}
+	for _, r := range f.Refs {
+		if pattern, _, _ := strings.Cut(r, "@"); strings.HasPrefix(pattern, "/") {
+			if _, err := compileSlashRegexp(pattern); err != nil {
+				x.errorf(n, "%s: %q is not a valid regular expression: %v", what, r, err)
+			}
+		}
+	}
+	return f
+}
+
+// refFilterMap reads the mapping form of only:/except:.
+func (x decoder) refFilterMap(f *RefFilter, n *node, what string) {
 	x.mapping(n, what, []string{"refs", "variables", "changes", "kubernetes"})
 	if v := n.get("refs"); v != nil {
 		f.Refs = x.strs(v, what+": refs")
@@ -670,15 +683,6 @@ func (x decoder) refFilter(n *node, what string) *RefFilter {
 	if v := n.get("kubernetes"); v != nil {
 		f.Kubernetes = x.oneOf(v, what+": kubernetes", "active")
 	}
-	for _, r := range f.Refs {
-		if strings.HasPrefix(r, "/") {
-			pattern, _, _ := strings.Cut(r, "@")
-			if _, err := compileSlashRegexp(pattern); err != nil {
-				x.errorf(n, "%s: %q is not a valid regular expression: %v", what, r, err)
-			}
-		}
-	}
-	return f
 }
 
 func (x decoder) allowFailure(n *node, what string) AllowFailure {
@@ -1160,5 +1164,27 @@ func compileSlashRegexp(s string) (*regexp.Regexp, error) {
 	if prefix != "" {
 		pattern = "(?" + prefix + ")" + pattern
 	}
-	return regexp.Compile(pattern)
+	return regexp.Compile(rubyAnchors(pattern))
+}
+
+// rubyAnchors rewrites Ruby's \Z (end of text, or before a final newline),
+// which GitLab accepts in only/except refs and RE2 lacks, as (?:\n?\z).
+func rubyAnchors(pattern string) string {
+	if !strings.Contains(pattern, `\Z`) {
+		return pattern
+	}
+	var b strings.Builder
+	for i := 0; i < len(pattern); i++ {
+		if pattern[i] == '\\' && i+1 < len(pattern) {
+			if pattern[i+1] == 'Z' {
+				b.WriteString(`(?:\n?\z)`)
+			} else {
+				b.WriteString(pattern[i : i+2])
+			}
+			i++
+			continue
+		}
+		b.WriteByte(pattern[i])
+	}
+	return b.String()
 }

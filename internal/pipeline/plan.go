@@ -407,28 +407,33 @@ func (p *planner) anyRef(refs []string) bool {
 }
 
 func (p *planner) refMatches(ref string) bool {
-	switch ref {
-	case "branches":
-		return p.ctx.Branch != "" && p.ctx.Tag == "" && p.ctx.Source != SourceMergeRequest
-	case "tags":
-		return p.ctx.Tag != ""
-	}
-	if src, ok := refKeywords[ref]; ok {
-		return p.ctx.Source == src
-	}
-	pattern, project, hasProject := ref, "", false
-	if i := strings.LastIndex(ref, "@"); i > 0 && !(strings.HasPrefix(ref, "/") && strings.LastIndex(ref, "/") > i) {
-		pattern, project, hasProject = ref[:i], ref[i+1:], true
-	}
+	pattern, project, hasProject := strings.Cut(ref, "@")
 	if hasProject && p.ctx.ProjectPath != "" && project != p.ctx.ProjectPath {
 		return false
 	}
+	isBranch := p.ctx.Branch != "" && p.ctx.Tag == "" && p.ctx.Source != SourceMergeRequest
+	isTag := p.ctx.Tag != ""
+	switch {
+	case pattern == "branches":
+		return isBranch
+	case pattern == "tags":
+		return isTag
+	case pattern == string(p.ctx.Source):
+		return true
+	}
+	if src, ok := refKeywords[pattern]; ok {
+		return p.ctx.Source == src
+	}
 	name := p.refName()
-	if strings.HasPrefix(pattern, "/") {
+	if pattern == name {
+		return true
+	}
+	// Regular expressions match branch and tag names only, as on GitLab.
+	if strings.HasPrefix(pattern, "/") && (isBranch || isTag) {
 		re, err := compileSlashRegexp(pattern)
 		return err == nil && re.MatchString(name)
 	}
-	return pattern == name
+	return false
 }
 
 // refName is the ref the pipeline runs for, as only/except see it.

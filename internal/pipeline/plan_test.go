@@ -135,6 +135,19 @@ func TestPlanKeywords(t *testing.T) {
 			want: "a|test|on_success",
 		},
 		{
+			name: "only keywords and regexes with a project suffix",
+			src: "kw:\n  script: x\n  only: [branches@group/proj]\nrx:\n  script: x\n  only: ['/.*/@group/proj']\n" +
+				"other:\n  script: x\n  only: ['/.*/@other/proj']\nruby:\n  script: x\n  only: ['/^main\\Z/']\n",
+			ctx:  Context{Source: SourcePush, Branch: "main", DefaultBranch: "main", ProjectPath: "group/proj"},
+			want: "kw|test|on_success\nrx|test|on_success\nruby|test|on_success",
+		},
+		{
+			name: "ref regexes do not match merge request refs",
+			src:  "rx:\n  script: x\n  only: ['/.*/']\nsrc:\n  script: x\n  only: [merge_request_event]\n",
+			ctx:  mrContext(3, "feature", "main"),
+			want: "src|test|on_success",
+		},
+		{
 			name: "only sources",
 			src:  "sched:\n  script: x\n  only: [schedules]\nweb:\n  script: x\n  only: [web]\n",
 			ctx:  Context{Source: SourceSchedule, Branch: "main", DefaultBranch: "main"},
