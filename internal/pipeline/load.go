@@ -222,27 +222,34 @@ func (l *loader) checkKeys(m *node, where string, allowed []string) {
 
 var inputRef = regexp.MustCompile(`\$\[\[\s*inputs\.([A-Za-z0-9_-]+)\s*\]\]`)
 
+var wholeInputRef = regexp.MustCompile(`^\s*\$\[\[\s*inputs\.([A-Za-z0-9_-]+)\s*\]\]\s*$`)
+
 // interpolateInputs replaces $[[ inputs.NAME ]] in doc with the inputs the
-// include: gives, or else the defaults the spec: header declares.
+// include: gives, or else the defaults the spec: header declares. A value
+// that is all one reference takes the input as it is (a list stays a list);
+// inside a longer string the input must be a string, number or boolean.
 func interpolateInputs(doc, spec, given *node, d *diags) *node {
-	values := map[string]string{}
+	values := map[string]*node{}
 	if inputs := spec.get("inputs"); inputs != nil && inputs.kind == mapNode {
 		for i, k := range inputs.keys {
-			if def := inputs.vals[i].get("default"); def != nil && def.kind == scalarNode {
-				values[k.value] = def.value
+			if def := inputs.vals[i].get("default"); def != nil {
+				values[k.value] = def
 			}
 		}
 	}
 	if given != nil && given.kind == mapNode {
 		for i, k := range given.keys {
-			if v := given.vals[i]; v.kind == scalarNode {
-				values[k.value] = v.value
-			} else {
-				d.errorf(v.pos, "include: inputs: %s must be a string, number or boolean, found %s", k.value, v.describe())
-			}
+			values[k.value] = given.vals[i]
 		}
 	}
-	defaults := values
+	lookup := func(name string, at *node) *node {
+		v, ok := values[name]
+		if !ok {
+			d.errorf(at.pos, "input %q has no default and none is given", name)
+			return &node{kind: scalarNode, tag: tagStr, pos: at.pos}
+		}
+		return v
+	}
 	var walk func(n *node) *node
 	walk = func(n *node) *node {
 		switch n.kind {
@@ -250,14 +257,17 @@ func interpolateInputs(doc, spec, given *node, d *diags) *node {
 			if !strings.Contains(n.value, "$[[") {
 				return n
 			}
+			if m := wholeInputRef.FindStringSubmatch(n.value); m != nil {
+				return lookup(m[1], n)
+			}
 			c := *n
-			c.value = inputRef.ReplaceAllStringFunc(n.value, func(m string) string {
-				name := inputRef.FindStringSubmatch(m)[1]
-				v, ok := defaults[name]
-				if !ok {
-					d.errorf(n.pos, "input %q has no default and none is given", name)
+			c.value = inputRef.ReplaceAllStringFunc(n.value, func(ref string) string {
+				v := lookup(inputRef.FindStringSubmatch(ref)[1], n)
+				if v.kind != scalarNode {
+					d.errorf(n.pos, "input in %q is %s; only a string, number or boolean fits inside a string", n.value, v.describe())
+					return ""
 				}
-				return v
+				return v.value
 			})
 			return &c
 		case seqNode:
@@ -269,9 +279,14 @@ func interpolateInputs(doc, spec, given *node, d *diags) *node {
 			return &c
 		}
 		c := *n
-		c.vals = make([]*node, len(n.vals))
+		c.keys, c.vals = make([]*node, len(n.keys)), make([]*node, len(n.vals))
 		for i, v := range n.vals {
-			c.vals[i] = walk(v)
+			c.keys[i], c.vals[i] = n.keys[i], walk(v)
+			if k := walk(n.keys[i]); k.kind == scalarNode {
+				c.keys[i] = k
+			} else {
+				d.errorf(k.pos, "a key cannot be %s", k.describe())
+			}
 		}
 		return &c
 	}

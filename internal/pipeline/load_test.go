@@ -2,6 +2,7 @@ package pipeline
 
 import (
 	"errors"
+	"slices"
 	"strings"
 	"testing"
 	"testing/fstest"
@@ -217,5 +218,25 @@ func TestLoadWarnings(t *testing.T) {
 	}
 	if v := cfg.Variables; len(v) != 1 || v[0].Value != "2" {
 		t.Errorf("duplicate variable: got %+v, want the last value 2", v)
+	}
+}
+
+func TestIncludeInputs(t *testing.T) {
+	t.Parallel()
+	cfg := load(t, map[string]string{
+		"ci.yml": "include:\n  - local: tmpl.yml\n    inputs:\n      stage: build\nstages: [build, test]\n",
+		"tmpl.yml": "spec:\n  inputs:\n    stage:\n    tags:\n      type: array\n      default: [linux, docker]\n    name:\n      default: app\n---\n" +
+			"build-$[[ inputs.name ]]:\n  stage: $[[ inputs.stage ]]\n  tags: $[[ inputs.tags ]]\n  script: make $[[ inputs.name ]]\n",
+	})
+	j := cfg.Jobs[0]
+	if j.Name != "build-app" || j.Stage != "build" || !slices.Equal(j.Tags, []string{"linux", "docker"}) || j.Script[0] != "make app" {
+		t.Errorf("inputs not interpolated: %+v", j)
+	}
+	_, err := loadFS(map[string]string{
+		"ci.yml":   "include: tmpl.yml\n",
+		"tmpl.yml": "spec:\n  inputs:\n    stage:\n---\njob:\n  stage: $[[ inputs.stage ]]\n  script: x\n",
+	})
+	if err == nil || !strings.Contains(err.Error(), `tmpl.yml:6:10: input "stage" has no default and none is given`) {
+		t.Errorf("missing input: %v", err)
 	}
 }
