@@ -1,6 +1,7 @@
 package pipeline
 
 import (
+	"errors"
 	"fmt"
 	"regexp"
 	"slices"
@@ -71,7 +72,7 @@ func decodeConfig(top *node, d *diags) *Config {
 
 	for i, k := range top.keys {
 		name, v := k.value, top.vals[i]
-		if contains(reservedKeys, name) {
+		if slices.Contains(reservedKeys, name) {
 			continue
 		}
 		if strings.HasPrefix(name, ".") {
@@ -98,7 +99,7 @@ func decodeStages(x decoder, n *node) []string {
 		return slices.Clone(defaultStages)
 	}
 	for _, s := range x.strs(n, "stages") {
-		if s != ".pre" && s != ".post" && !contains(stages, s) {
+		if s != ".pre" && s != ".post" && !slices.Contains(stages, s) {
 			stages = append(stages, s)
 		}
 	}
@@ -115,7 +116,7 @@ func applyDefault(x decoder, job, def *node) *node {
 		}
 	}
 	for i, k := range def.keys {
-		if job.get(k.value) == nil && (allowed == nil || contains(allowed, k.value)) {
+		if job.get(k.value) == nil && (allowed == nil || slices.Contains(allowed, k.value)) {
 			job = job.with(k, def.vals[i])
 		}
 	}
@@ -134,7 +135,7 @@ func inheritList(x decoder, n *node, what string, known []string) []string {
 	list := x.strs(n, what)
 	if known != nil {
 		for i, s := range list {
-			if !contains(known, s) {
+			if !slices.Contains(known, s) {
 				x.errorf(n.items[i], "%s: unknown keyword %q%s", what, s, suggest(s, known))
 			}
 		}
@@ -198,7 +199,7 @@ func (x decoder) variables(n *node, what string, full bool) []Variable {
 			}
 			if o := v.get("options"); o != nil {
 				vr.Options = x.strs(o, what+": "+k.value+": options")
-				if len(vr.Options) > 0 && !contains(vr.Options, vr.Value) {
+				if len(vr.Options) > 0 && !slices.Contains(vr.Options, vr.Value) {
 					x.errorf(o, "%s: %s: value %q must be one of its options", what, k.value, vr.Value)
 				}
 			}
@@ -236,7 +237,7 @@ func decodeRules(x decoder, n *node, what string, keys []string) []*Rule {
 		}
 		if c := it.get("when"); c != nil {
 			allowed := ruleWhens
-			if contains(keys, "auto_cancel") { // workflow rules
+			if slices.Contains(keys, "auto_cancel") { // workflow rules
 				allowed = []string{"always", "never"}
 			}
 			r.When = When(x.oneOf(c, what+": when", allowed...))
@@ -291,7 +292,7 @@ func (x decoder) expression(n *node, what string) *expr.Expr {
 	if err != nil {
 		pos := n.pos
 		var se *expr.SyntaxError
-		if asSyntax(err, &se) {
+		if errors.As(err, &se) {
 			if off := sourceOffset(n, src, se.Offset); off >= 0 {
 				pos.Column += off
 			}
@@ -317,14 +318,6 @@ func sourceOffset(n *node, src string, off int) int {
 		col++
 	}
 	return col
-}
-
-func asSyntax(err error, target **expr.SyntaxError) bool {
-	se, ok := err.(*expr.SyntaxError)
-	if ok {
-		*target = se
-	}
-	return ok
 }
 
 func (x decoder) pathMatch(n *node, what string, keys []string) *PathMatch {
@@ -589,7 +582,7 @@ func (x decoder) image(n *node, what string, service bool) *Image {
 	if v := n.get("pull_policy"); v != nil {
 		img.PullPolicy = x.strs(v, what+": pull_policy")
 		for _, p := range img.PullPolicy {
-			if !contains([]string{"always", "if-not-present", "never"}, p) {
+			if !slices.Contains([]string{"always", "if-not-present", "never"}, p) {
 				x.errorf(v, "%s: pull_policy must be always, if-not-present or never, found %q", what, p)
 			}
 		}
@@ -766,7 +759,7 @@ func (x decoder) retry(n *node, what string) Retry {
 	if v := n.get("when"); v != nil {
 		r.When = x.strs(v, what+": when")
 		for _, w := range r.When {
-			if !contains(retryReasons, w) {
+			if !slices.Contains(retryReasons, w) {
 				x.errorf(v, "%s: when: unknown failure reason %q%s", what, w, suggest(w, retryReasons))
 			}
 		}
@@ -899,7 +892,7 @@ func (x decoder) caches(n *node, what string) []Cache {
 		}
 		if v := it.get("policy"); v != nil {
 			c.Policy = x.str(v, what+": policy")
-			if !strings.Contains(c.Policy, "$") && !contains([]string{"pull", "push", "pull-push"}, c.Policy) {
+			if !strings.Contains(c.Policy, "$") && !slices.Contains([]string{"pull", "push", "pull-push"}, c.Policy) {
 				x.errorf(v, "%s: policy must be pull, push or pull-push, found %q", what, c.Policy)
 			}
 		}

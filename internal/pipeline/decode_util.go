@@ -2,6 +2,7 @@ package pipeline
 
 import (
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -13,19 +14,10 @@ import (
 // "did you mean" when an allowed key is close.
 func checkKeys(d *diags, m *node, where string, allowed []string) {
 	for _, k := range m.keys {
-		if !contains(allowed, k.value) {
+		if !slices.Contains(allowed, k.value) {
 			d.errorf(k.pos, "%s: unknown keyword %q%s", where, k.value, suggest(k.value, allowed))
 		}
 	}
-}
-
-func contains(list []string, s string) bool {
-	for _, v := range list {
-		if v == s {
-			return true
-		}
-	}
-	return false
 }
 
 // suggest returns ` (did you mean "x"?)` for the candidate closest to word,
@@ -213,7 +205,7 @@ func (x decoder) duration(n *node, what string) time.Duration {
 // oneOf reads a string that must be one of allowed.
 func (x decoder) oneOf(n *node, what string, allowed ...string) string {
 	s := x.str(n, what)
-	if n.kind == scalarNode && !contains(allowed, s) {
+	if n.kind == scalarNode && !slices.Contains(allowed, s) {
 		x.errorf(n, "%s must be one of %s, found %q%s", what, strings.Join(allowed, ", "), s, suggest(s, allowed))
 		return ""
 	}

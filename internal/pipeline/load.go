@@ -143,7 +143,7 @@ func (l *loader) includes(inc *node) []includeTarget {
 			}
 			p = e
 		case e.kind == mapNode:
-			l.checkKeys(e, "include", []string{"local", "remote", "template", "project", "component", "file", "ref", "rules", "inputs"})
+			checkKeys(&l.d, e, "include", []string{"local", "remote", "template", "project", "component", "file", "ref", "rules", "inputs"})
 			for _, k := range includeKinds[1:] {
 				if e.get(k) != nil {
 					l.d.errorf(e.keyPos(k), "include: %s is not supported yet (only include: local)", k)
@@ -213,11 +213,6 @@ func (l *loader) expandLocal(p *node) []includeTarget {
 		out[i] = includeTarget{name: m, pos: p.pos}
 	}
 	return out
-}
-
-// checkKeys reports every key of m that is not in allowed, with a suggestion.
-func (l *loader) checkKeys(m *node, where string, allowed []string) {
-	checkKeys(&l.d, m, where, allowed)
 }
 
 var inputRef = regexp.MustCompile(`\$\[\[\s*inputs\.([A-Za-z0-9_-]+)\s*\]\]`)

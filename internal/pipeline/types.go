@@ -6,7 +6,7 @@ import (
 	"github.com/hangar-ci/hangar/internal/pipeline/expr"
 )
 
-// DefaultStages are the stages of a pipeline that does not declare its own.
+// defaultStages are the stages of a pipeline that does not declare its own.
 var defaultStages = []string{".pre", "build", "test", "deploy", ".post"}
 
 // DefaultStage is the stage of a job that does not name one.
