@@ -34,17 +34,8 @@ func runLint(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	var o lintOptions
 	fs := flag.NewFlagSet("lint", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	fs.StringVar(&o.source, "source", "", "pipeline source: push, merge_request_event, web, api, schedule, trigger, ... (default push, or merge_request_event with --mr-iid)")
-	fs.StringVar(&o.branch, "branch", "", "branch the pipeline runs for (default: the default branch, unless --tag or --mr-iid)")
-	fs.StringVar(&o.tag, "tag", "", "tag the pipeline runs for")
-	fs.StringVar(&o.defaultBranch, "default-branch", "main", "the project's default branch")
-	fs.IntVar(&o.mrIID, "mr-iid", 0, "merge request IID: plan a merge request pipeline")
-	fs.StringVar(&o.mrSource, "mr-source-branch", "", "merge request source branch (default --branch)")
-	fs.StringVar(&o.mrTarget, "mr-target-branch", "", "merge request target branch (default --default-branch)")
-	fs.StringVar(&o.project, "project", "", "project path (namespace/name) for only: refs@project and CI_PROJECT_*")
+	o.register(fs)
 	fs.StringVar(&o.root, "root", "", "repository root that include: local and exists: paths start from (default: the git work tree holding FILE, else FILE's directory)")
-	fs.Var(&o.vars, "var", "pipeline variable KEY=VALUE (repeatable)")
-	fs.Var(&o.changed, "changed", "path changed by the push or merge request (repeatable); without it changes: rules match")
 	fs.BoolVar(&o.json, "json", false, "print the result as JSON")
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, "Usage: hangar lint [flags] [FILE]\n\nCheck a GitLab CI pipeline file (default .gitlab-ci.yml) and show the jobs a\npipeline run would hold. Errors are printed as file:line:col: message.\nExit status: 0 valid, 1 invalid, 2 bad usage.\n\nFlags:\n")
@@ -100,6 +91,21 @@ func runLint(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 }
 
 // context builds the pipeline context from the flags.
+// register defines the flags that describe the pipeline's context: the
+// event, the ref, variables and changes. lint and run share them.
+func (o *lintOptions) register(fs *flag.FlagSet) {
+	fs.StringVar(&o.source, "source", "", "pipeline source: push, merge_request_event, web, api, schedule, trigger, ... (default push, or merge_request_event with --mr-iid)")
+	fs.StringVar(&o.branch, "branch", "", "branch the pipeline runs for (default: the default branch, unless --tag or --mr-iid)")
+	fs.StringVar(&o.tag, "tag", "", "tag the pipeline runs for")
+	fs.StringVar(&o.defaultBranch, "default-branch", "main", "the project's default branch")
+	fs.IntVar(&o.mrIID, "mr-iid", 0, "merge request IID: plan a merge request pipeline")
+	fs.StringVar(&o.mrSource, "mr-source-branch", "", "merge request source branch (default --branch)")
+	fs.StringVar(&o.mrTarget, "mr-target-branch", "", "merge request target branch (default --default-branch)")
+	fs.StringVar(&o.project, "project", "", "project path (namespace/name) for only: refs@project and CI_PROJECT_*")
+	fs.Var(&o.vars, "var", "pipeline variable KEY=VALUE (repeatable)")
+	fs.Var(&o.changed, "changed", "path changed by the push or merge request (repeatable); without it changes: rules match")
+}
+
 func (o *lintOptions) context() (pipeline.Context, error) {
 	c := pipeline.Context{
 		Source: pipeline.Source(o.source), Branch: o.branch, Tag: o.tag,

@@ -1,5 +1,6 @@
-// Command hangar is Hangar's one binary: the pipeline linter today, and the
-// server, agent and all-in-one runner as they land.
+// Command hangar is Hangar's one binary: the all-in-one runner (hangar run),
+// the control plane (hangar server), the agent (hangar agent), the pipeline
+// linter and the commands that talk to a server.
 package main
 
 import (
@@ -30,7 +31,12 @@ type command struct {
 
 func commands() []command {
 	return []command{
+		{"run", "run a directory's pipeline now, on an embedded server and agents (or --server)", runRun},
 		{"lint", "check a pipeline file and show the jobs a pipeline run would hold", runLint},
+		{"server", "run the control plane: API, durable queue, scheduler", runServer},
+		{"agent", "run jobs for a server", runAgent},
+		{"logs", "print (or follow) a job's log", runLogs},
+		{"cancel", "cancel a pipeline", runCancel},
 	}
 }
 

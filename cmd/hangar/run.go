@@ -1,0 +1,243 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/hangar-ci/hangar/internal/agent"
+	"github.com/hangar-ci/hangar/internal/api"
+	"github.com/hangar-ci/hangar/internal/executor/shell"
+	"github.com/hangar-ci/hangar/internal/source"
+)
+
+// runOptions are the flags of hangar run.
+type runOptions struct {
+	lintOptions
+	file, server, token string
+	concurrency         int
+	secrets             stringList
+	keep                bool
+}
+
+func runRun(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	var o runOptions
+	fs := flag.NewFlagSet("run", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	o.register(fs)
+	fs.StringVar(&o.file, "file", ".gitlab-ci.yml", "the pipeline file, relative to DIR")
+	fs.StringVar(&o.server, "server", "", "run on this Hangar server instead of an embedded one")
+	fs.StringVar(&o.token, "token", os.Getenv("HANGAR_TOKEN"), "the server's API token, with --server (default $HANGAR_TOKEN)")
+	fs.IntVar(&o.concurrency, "concurrency", runtime.NumCPU(), "embedded agents, one job each")
+	fs.Var(&o.secrets, "secret", "masked pipeline variable KEY=VALUE: shown as [MASKED] in logs (repeatable)")
+	fs.BoolVar(&o.keep, "keep", false, "keep the embedded server's data directory and print where it is")
+	fs.Usage = func() {
+		fmt.Fprintf(stderr, `Usage: hangar run [flags] [DIR]
+
+Run the pipeline of DIR (default .) now: plan DIR/.gitlab-ci.yml, start an
+embedded server and agents (or use --server), run every job with bash in a
+fresh copy of DIR's files (tracked and untracked, not ignored), print each
+job's log lines prefixed with its name, and end with a summary.
+
+Exit status: 0 the pipeline succeeded, 1 it failed or was canceled, 2 bad
+usage or a pipeline file with errors, 3 trouble (the server cannot be
+reached).
+
+Flags:
+`)
+		fs.PrintDefaults()
+	}
+	if code := parseFlags(fs, args); code >= 0 {
+		return code
+	}
+	dir := "."
+	switch fs.NArg() {
+	case 0:
+	case 1:
+		dir = fs.Arg(0)
+	default:
+		fmt.Fprintf(stderr, "hangar run: one directory at most, got %d\n", fs.NArg())
+		return exitUsage
+	}
+	if o.server != "" && o.token == "" {
+		fmt.Fprintf(stderr, "hangar run: --server needs --token (or $HANGAR_TOKEN)\n")
+		return exitUsage
+	}
+	if o.concurrency < 1 {
+		fmt.Fprintf(stderr, "hangar run: --concurrency must be at least 1\n")
+		return exitUsage
+	}
+	if _, err := os.Stat(filepath.Join(dir, o.file)); err != nil {
+		fmt.Fprintf(stderr, "hangar run: %v\n", err)
+		return exitUsage
+	}
+	req, err := o.request(dir)
+	if err != nil {
+		fmt.Fprintf(stderr, "hangar run: %v\n", err)
+		return exitUsage
+	}
+	project := o.project
+	if project == "" {
+		abs, _ := filepath.Abs(dir)
+		project = filepath.Base(abs)
+	}
+
+	server, token := o.server, o.token
+	if server == "" {
+		emb, err := startEmbedded(ctx, o.concurrency, o.keep, stderr)
+		if err != nil {
+			fmt.Fprintf(stderr, "hangar run: %v\n", err)
+			return exitTrouble
+		}
+		defer emb.stop()
+		server, token = emb.url, emb.tokens.API
+	}
+	c := &cli{client: api.NewClient(server), token: token, stdout: stdout, stderr: stderr}
+
+	var archive bytes.Buffer
+	if err := source.Snapshot(ctx, dir, &archive); err != nil {
+		fmt.Fprintf(stderr, "hangar run: snapshot %s: %v\n", dir, err)
+		return exitTrouble
+	}
+	var up api.SourceResponse
+	if err := c.call(ctx, http.MethodPost, "/sources", archive.Bytes(), &up); err != nil {
+		fmt.Fprintf(stderr, "hangar run: upload source: %v\n", err)
+		return exitTrouble
+	}
+	req.Archive = up.Archive
+	var p api.Pipeline
+	err = c.call(ctx, http.MethodPost, "/projects/"+url.PathEscape(project)+"/pipelines", req, &p)
+	var se *api.StatusError
+	if errors.As(err, &se) && se.Code == http.StatusUnprocessableEntity {
+		for _, d := range se.Body.Problems {
+			d.File = filepath.Join(dir, d.File)
+			fmt.Fprintln(stderr, d.String())
+		}
+		if len(se.Body.Problems) == 0 {
+			fmt.Fprintf(stderr, "hangar run: %s\n", se.Body.Error)
+		}
+		return exitUsage
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "hangar run: create pipeline: %v\n", err)
+		return exitTrouble
+	}
+	return c.follow(ctx, p.ID)
+}
+
+// request turns the flags into a pipeline request (without its archive).
+func (o *runOptions) request(dir string) (api.CreatePipelineRequest, error) {
+	if o.branch == "" && o.tag == "" && o.mrIID == 0 {
+		o.branch = gitOutput(dir, "rev-parse", "--abbrev-ref", "HEAD")
+		if o.branch == "HEAD" {
+			o.branch = ""
+		}
+	}
+	pctx, err := o.context()
+	if err != nil {
+		return api.CreatePipelineRequest{}, err
+	}
+	req := api.CreatePipelineRequest{
+		File: o.file, Source: string(pctx.Source), Branch: pctx.Branch, Tag: pctx.Tag, DefaultBranch: pctx.DefaultBranch,
+		SHA: gitOutput(dir, "rev-parse", "HEAD"), CommitMessage: gitOutput(dir, "log", "-1", "--format=%B"), Changed: pctx.Changed,
+	}
+	if mr := pctx.MergeRequest; mr != nil {
+		req.MergeRequest = &api.MergeRequest{IID: mr.IID, SourceBranch: mr.SourceBranch, TargetBranch: mr.TargetBranch}
+	}
+	for _, v := range pctx.Variables {
+		req.Variables = append(req.Variables, api.Variable{Name: v.Name, Value: v.Value})
+	}
+	for _, kv := range o.secrets {
+		k, v, ok := strings.Cut(kv, "=")
+		if !ok || k == "" {
+			return req, fmt.Errorf("--secret %q must be KEY=VALUE", kv)
+		}
+		req.Variables = append(req.Variables, api.Variable{Name: k, Value: v, Masked: true})
+	}
+	return req, nil
+}
+
+// gitOutput runs git in dir and returns its trimmed output, or "" when git
+// fails (dir is not in a work tree, git is missing).
+func gitOutput(dir string, args ...string) string {
+	out, err := exec.Command("git", append([]string{"-C", dir}, args...)...).Output()
+	if err != nil {
+		return ""
+	}
+	return strings.TrimSpace(string(out))
+}
+
+// embedded is a server and its agents inside this process.
+type embedded struct {
+	url    string
+	tokens tokens
+	stop   func()
+}
+
+// startEmbedded starts a control plane on a temporary SQLite file and n
+// agents, all talking over a loopback socket.
+func startEmbedded(ctx context.Context, n int, keep bool, stderr io.Writer) (*embedded, error) {
+	data, err := os.MkdirTemp("", "hangar-run-*")
+	if err != nil {
+		return nil, err
+	}
+	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	cp, err := openControlPlane(ctx, controlPlaneConfig{dataDir: filepath.Join(data, "server"), logger: logger})
+	if err != nil {
+		os.RemoveAll(data)
+		return nil, err
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		cp.Close()
+		os.RemoveAll(data)
+		return nil, err
+	}
+	// The embedded parts outlive ctx a little: on Ctrl-C the pipeline is
+	// canceled first, then they stop.
+	life, stopAll := context.WithCancel(context.WithoutCancel(ctx))
+	var wg sync.WaitGroup
+	wg.Go(func() { cp.Serve(life, ln) })
+	url := "http://" + ln.Addr().String()
+	ex, err := shell.New(shell.Config{})
+	if err != nil {
+		stopAll()
+		return nil, err
+	}
+	for i := range n {
+		a, err := agent.New(agent.Config{
+			Server: url, RegistrationToken: cp.tokens.Agent, Name: fmt.Sprintf("local-%d", i+1), Concurrency: 1,
+			WorkDir: filepath.Join(data, "work"), Executor: ex, Version: version, Logger: logger,
+			ShutdownTimeout: 5 * time.Second,
+		})
+		if err != nil {
+			stopAll()
+			return nil, err
+		}
+		wg.Go(func() { a.Run(life) })
+	}
+	return &embedded{url: url, tokens: cp.tokens, stop: func() {
+		stopAll()
+		wg.Wait()
+		cp.Close()
+		if keep {
+			fmt.Fprintf(stderr, "hangar run: data kept in %s\n", data)
+		} else {
+			os.RemoveAll(data)
+		}
+	}}, nil
+}

@@ -1,0 +1,202 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/hangar-ci/hangar/internal/scheduler"
+	"github.com/hangar-ci/hangar/internal/server"
+	"github.com/hangar-ci/hangar/internal/source"
+	"github.com/hangar-ci/hangar/internal/store/sqlite"
+)
+
+// serverOptions are the flags of hangar server.
+type serverOptions struct {
+	listen, data         string
+	agentToken, apiToken string
+	leaseTimeout         time.Duration
+	lostRetries          int
+	logLevel             string
+}
+
+func runServer(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	var o serverOptions
+	fs := flag.NewFlagSet("server", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.StringVar(&o.listen, "listen", "127.0.0.1:8420", "address to serve the API on")
+	fs.StringVar(&o.data, "data", "hangar-data", "directory for the database, source archives and tokens")
+	fs.StringVar(&o.agentToken, "agent-token", "", "token agents register with (default: generated on first start and kept in DATA/tokens.json)")
+	fs.StringVar(&o.apiToken, "api-token", "", "token for the API and the CLI (default: generated on first start and kept in DATA/tokens.json)")
+	fs.DurationVar(&o.leaseTimeout, "lease-timeout", scheduler.DefaultLeaseTimeout, "how long an attempt lives without a heartbeat before its job is retried")
+	fs.IntVar(&o.lostRetries, "lost-retries", scheduler.DefaultLostRetries, "how often a job whose agent was lost runs again before it fails")
+	fs.StringVar(&o.logLevel, "log-level", "info", "log level: debug, info, warn, error")
+	fs.Usage = func() {
+		fmt.Fprintf(stderr, "Usage: hangar server [flags]\n\nRun the control plane: the API agents and the CLI talk to, backed by SQLite in\nDATA. It never runs user code; start agents (hangar agent) to run jobs.\n\nFlags:\n")
+		fs.PrintDefaults()
+	}
+	if code := parseFlags(fs, args); code >= 0 {
+		return code
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "hangar server: unexpected argument %q\n", fs.Arg(0))
+		return exitUsage
+	}
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(o.logLevel)); err != nil {
+		fmt.Fprintf(stderr, "hangar server: --log-level: %v\n", err)
+		return exitUsage
+	}
+	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
+	cp, err := openControlPlane(ctx, controlPlaneConfig{
+		dataDir: o.data, agentToken: o.agentToken, apiToken: o.apiToken,
+		leaseTimeout: o.leaseTimeout, lostRetries: o.lostRetries, logger: logger,
+	})
+	if err != nil {
+		fmt.Fprintf(stderr, "hangar server: %v\n", err)
+		return exitTrouble
+	}
+	defer cp.Close()
+	ln, err := net.Listen("tcp", o.listen)
+	if err != nil {
+		fmt.Fprintf(stderr, "hangar server: %v\n", err)
+		return exitTrouble
+	}
+	logger.Info("hangar server listening", slog.String("addr", "http://"+ln.Addr().String()),
+		slog.String("data", o.data), slog.String("tokens", filepath.Join(o.data, tokensFile)))
+	if err := cp.Serve(ctx, ln); err != nil {
+		fmt.Fprintf(stderr, "hangar server: %v\n", err)
+		return exitTrouble
+	}
+	return exitOK
+}
+
+// controlPlaneConfig is what openControlPlane needs.
+type controlPlaneConfig struct {
+	dataDir              string
+	agentToken, apiToken string
+	leaseTimeout         time.Duration
+	lostRetries          int
+	logger               *slog.Logger
+}
+
+// controlPlane is a server with its store, as `hangar server` runs it and
+// `hangar run` embeds it.
+type controlPlane struct {
+	store   *sqlite.Store
+	sched   *scheduler.Scheduler
+	handler http.Handler
+	tokens  tokens
+	log     *slog.Logger
+}
+
+// tokens are the server's secrets, kept in DATA/tokens.json.
+type tokens struct {
+	Agent string `json:"agent_token"`
+	API   string `json:"api_token"`
+}
+
+const tokensFile = "tokens.json"
+
+func openControlPlane(ctx context.Context, c controlPlaneConfig) (*controlPlane, error) {
+	if err := os.MkdirAll(c.dataDir, 0o700); err != nil {
+		return nil, fmt.Errorf("data dir: %w", err)
+	}
+	tok, err := loadTokens(filepath.Join(c.dataDir, tokensFile), c.agentToken, c.apiToken)
+	if err != nil {
+		return nil, err
+	}
+	st, err := sqlite.Open(ctx, filepath.Join(c.dataDir, "hangar.db"))
+	if err != nil {
+		return nil, err
+	}
+	blobs, err := source.NewBlobs(filepath.Join(c.dataDir, "sources"))
+	if err != nil {
+		st.Close()
+		return nil, err
+	}
+	lease := c.leaseTimeout
+	if lease <= 0 {
+		lease = scheduler.DefaultLeaseTimeout
+	}
+	metrics := server.NewMetrics(st, lease)
+	sched := scheduler.New(st, scheduler.Config{LeaseTimeout: lease, LostRetries: c.lostRetries, Logger: c.logger, Observer: metrics})
+	srv := server.New(server.Config{Store: st, Scheduler: sched, Blobs: blobs, AgentToken: tok.Agent, APIToken: tok.API,
+		Logger: c.logger, Metrics: metrics})
+	return &controlPlane{store: st, sched: sched, handler: srv, tokens: tok, log: c.logger}, nil
+}
+
+// Serve serves the API on ln and runs the scheduler's upkeep until ctx
+// ends, then shuts down gracefully.
+func (cp *controlPlane) Serve(ctx context.Context, ln net.Listener) error {
+	hs := &http.Server{Handler: cp.handler, ReadHeaderTimeout: 10 * time.Second, BaseContext: func(net.Listener) context.Context { return ctx }}
+	upkeep := make(chan struct{})
+	go func() {
+		defer close(upkeep)
+		cp.sched.Run(ctx)
+	}()
+	served := make(chan error, 1)
+	go func() { served <- hs.Serve(ln) }()
+	select {
+	case err := <-served:
+		return err
+	case <-ctx.Done():
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	err := hs.Shutdown(sctx)
+	<-upkeep
+	if errors.Is(err, context.DeadlineExceeded) {
+		hs.Close()
+		err = nil
+	}
+	return err
+}
+
+// Close closes the store.
+func (cp *controlPlane) Close() error { return cp.store.Close() }
+
+// loadTokens reads the tokens file, fills in what is missing (from the
+// flags, else freshly generated) and writes it back.
+func loadTokens(path, agent, apiTok string) (tokens, error) {
+	var t tokens
+	b, err := os.ReadFile(path)
+	switch {
+	case err == nil:
+		if err := json.Unmarshal(b, &t); err != nil {
+			return t, fmt.Errorf("read %s: %w", path, err)
+		}
+	case !errors.Is(err, os.ErrNotExist):
+		return t, fmt.Errorf("read tokens: %w", err)
+	}
+	if agent != "" {
+		t.Agent = agent
+	}
+	if apiTok != "" {
+		t.API = apiTok
+	}
+	if t.Agent == "" {
+		t.Agent, _ = scheduler.NewToken()
+	}
+	if t.API == "" {
+		t.API, _ = scheduler.NewToken()
+	}
+	out, _ := json.MarshalIndent(t, "", "  ")
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, append(out, '\n'), 0o600); err != nil {
+		return t, fmt.Errorf("write tokens: %w", err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		return t, fmt.Errorf("write tokens: %w", err)
+	}
+	return t, nil
+}

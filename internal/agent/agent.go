@@ -1,0 +1,270 @@
+// Package agent is `hangar agent`: it registers with a server, claims jobs
+// by long-polling, runs each attempt through an executor in a fresh
+// workspace, streams the log, heartbeats, and reports how the attempt
+// ended. It survives a flaky network: every call is retried with backoff
+// and jitter, and log output waits in memory until the server has it.
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/hangar-ci/hangar/internal/api"
+	"github.com/hangar-ci/hangar/internal/executor"
+)
+
+// Defaults for Config.
+const (
+	DefaultClaimWait       = 30 * time.Second
+	DefaultShutdownTimeout = 10 * time.Minute
+	DefaultAfterScriptTime = 5 * time.Minute
+	DefaultHealthInterval  = 10 * time.Second
+)
+
+// Config is what an Agent needs. Server, RegistrationToken, WorkDir and
+// Executor are required.
+type Config struct {
+	// Server is the server's base URL.
+	Server string
+	// RegistrationToken is the server's agent token, exchanged at start
+	// for a token of this agent's own.
+	RegistrationToken string
+	// Name identifies the agent in the server's lists (default: hostname).
+	Name string
+	// Labels are matched against jobs' tags.
+	Labels []string
+	// Concurrency is how many attempts run at once (default 1).
+	Concurrency int
+	// WorkDir holds the attempts' workspaces.
+	WorkDir  string
+	Executor executor.Executor
+	// ClaimWait is how long one claim call waits for a job.
+	ClaimWait time.Duration
+	// ShutdownTimeout is how long a stopping agent lets running attempts
+	// finish before it hands them back.
+	ShutdownTimeout time.Duration
+	// HealthInterval is how often the agent reports its health.
+	HealthInterval time.Duration
+	// Backoff spaces out retried calls (default 100ms to 10s).
+	Backoff api.Backoff
+	Version string
+	Logger  *slog.Logger
+	// HTTPClient makes the calls (default: a client without timeout; claims
+	// long-poll).
+	HTTPClient *http.Client
+}
+
+// Validate reports the first missing or bad field.
+func (c *Config) Validate() error {
+	switch {
+	case c.Server == "":
+		return errors.New("agent config: Server is empty")
+	case c.RegistrationToken == "":
+		return errors.New("agent config: RegistrationToken is empty")
+	case c.WorkDir == "":
+		return errors.New("agent config: WorkDir is empty")
+	case c.Executor == nil:
+		return errors.New("agent config: Executor is nil")
+	case c.Concurrency < 0:
+		return fmt.Errorf("agent config: Concurrency is %d, want 1 or more", c.Concurrency)
+	}
+	return nil
+}
+
+// Agent is one `hangar agent`.
+type Agent struct {
+	cfg    Config
+	client *api.Client
+	log    *slog.Logger
+
+	id    int64
+	token string
+
+	mu      sync.Mutex
+	running map[int64]*attempt // by attempt ID
+	health  healthProbe
+}
+
+// New returns an agent for cfg.
+func New(cfg Config) (*Agent, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if cfg.Name == "" {
+		cfg.Name, _ = os.Hostname()
+	}
+	cfg.Concurrency = max(cfg.Concurrency, 1)
+	if cfg.ClaimWait <= 0 {
+		cfg.ClaimWait = DefaultClaimWait
+	}
+	if cfg.ShutdownTimeout <= 0 {
+		cfg.ShutdownTimeout = DefaultShutdownTimeout
+	}
+	if cfg.HealthInterval <= 0 {
+		cfg.HealthInterval = DefaultHealthInterval
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	c := api.NewClient(cfg.Server)
+	if cfg.HTTPClient != nil {
+		c.HTTP = cfg.HTTPClient
+	}
+	abs, err := filepath.Abs(cfg.WorkDir)
+	if err != nil {
+		return nil, fmt.Errorf("agent work dir: %w", err)
+	}
+	cfg.WorkDir = abs
+	return &Agent{cfg: cfg, client: c, log: cfg.Logger, running: map[int64]*attempt{}, health: healthProbe{dir: abs}}, nil
+}
+
+// ID is the agent's ID once registered.
+func (a *Agent) ID() int64 { return a.id }
+
+// Run registers the agent and runs jobs until ctx ends. Then it stops
+// claiming, lets running attempts finish for up to ShutdownTimeout, hands
+// back the ones still running, and deregisters.
+func (a *Agent) Run(ctx context.Context) error {
+	if err := os.MkdirAll(a.cfg.WorkDir, 0o755); err != nil {
+		return fmt.Errorf("agent work dir: %w", err)
+	}
+	if err := a.register(ctx); err != nil {
+		return err
+	}
+	a.log = a.log.With(slog.Int64("agent_id", a.id))
+	a.log.Info("agent registered", slog.String("server", a.cfg.Server), slog.Any("labels", a.cfg.Labels),
+		slog.Int("concurrency", a.cfg.Concurrency))
+
+	// work lives past ctx: attempts keep running while the agent drains.
+	work, stopWork := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopWork()
+	var wg sync.WaitGroup
+	for range a.cfg.Concurrency {
+		wg.Go(func() { a.worker(ctx, work) })
+	}
+	hbDone := make(chan struct{})
+	go func() {
+		defer close(hbDone)
+		a.heartbeatLoop(work)
+	}()
+
+	<-ctx.Done()
+	a.log.Info("agent stopping: no new jobs", slog.Int("running", a.runningCount()))
+	drained := make(chan struct{})
+	go func() { wg.Wait(); close(drained) }()
+	select {
+	case <-drained:
+	case <-time.After(a.cfg.ShutdownTimeout):
+		a.log.Warn("shutdown timeout: handing back running attempts", slog.Int("running", a.runningCount()))
+		a.handBack()
+		<-drained
+	}
+	stopWork()
+	<-hbDone
+	dctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if _, err := a.client.Do(dctx, http.MethodDelete, "/agent", a.token, nil, nil); err != nil {
+		return fmt.Errorf("deregister: %w", err)
+	}
+	a.log.Info("agent deregistered")
+	return nil
+}
+
+func (a *Agent) register(ctx context.Context) error {
+	req := api.RegisterRequest{Name: a.cfg.Name, Labels: a.cfg.Labels, Version: a.cfg.Version, Concurrency: a.cfg.Concurrency}
+	var resp api.RegisterResponse
+	err := api.Retry(ctx, a.cfg.Backoff, func() error {
+		_, err := a.client.Do(ctx, http.MethodPost, "/agents", a.cfg.RegistrationToken, req, &resp)
+		if err != nil && api.Retryable(err) {
+			a.log.Warn("register: server unreachable, retrying", slog.String("error", err.Error()))
+		}
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("register with %s: %w", a.cfg.Server, err)
+	}
+	a.id, a.token = resp.ID, resp.Token
+	return nil
+}
+
+// worker claims and runs attempts one at a time until claimCtx ends.
+func (a *Agent) worker(claimCtx, work context.Context) {
+	b := a.cfg.Backoff
+	for claimCtx.Err() == nil {
+		var as api.Assignment
+		code, err := a.client.Do(claimCtx, http.MethodPost, "/agent/claim", a.token,
+			api.ClaimRequest{WaitSeconds: a.cfg.ClaimWait.Seconds()}, &as)
+		switch {
+		case claimCtx.Err() != nil:
+			return
+		case err != nil:
+			a.log.Warn("claim failed", slog.String("error", err.Error()))
+			if !api.Retryable(err) && api.StatusCode(err) == http.StatusUnauthorized {
+				// The server forgot us (it was reset): register again.
+				if err := a.register(claimCtx); err != nil {
+					return
+				}
+			}
+			sleep(claimCtx, b.Next())
+			continue
+		case code == http.StatusNoContent:
+			b.Reset()
+			continue
+		}
+		b.Reset()
+		a.runAttempt(work, &as)
+	}
+}
+
+func sleep(ctx context.Context, d time.Duration) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+	case <-t.C:
+	}
+}
+
+func (a *Agent) runningCount() int {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return len(a.running)
+}
+
+// handBack stops every running attempt and gives it back to the server.
+func (a *Agent) handBack() {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	for _, at := range a.running {
+		at.stop(stopHandBack)
+	}
+}
+
+// heartbeatLoop reports the agent's health every HealthInterval, with
+// jitter. (Attempts heartbeat on their own, at a third of their lease.)
+func (a *Agent) heartbeatLoop(ctx context.Context) {
+	for {
+		h := a.health.read(a.runningCount())
+		if _, err := a.client.Do(ctx, http.MethodPost, "/agent/heartbeat", a.token, h, nil); err != nil && ctx.Err() == nil {
+			a.log.Warn("agent heartbeat failed", slog.String("error", err.Error()))
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(jitter(a.cfg.HealthInterval)):
+		}
+	}
+}
+
+// jitter returns d ± 10%, so agents started together do not call in step.
+func jitter(d time.Duration) time.Duration {
+	return d + time.Duration(float64(d)*0.2*(rand.Float64()-0.5))
+}

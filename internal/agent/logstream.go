@@ -1,0 +1,159 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"sync"
+
+	"github.com/hangar-ci/hangar/internal/api"
+)
+
+// maxAppend is the most one log append carries.
+const maxAppend = 512 << 10
+
+// errAbandoned: the server fenced the attempt off (409); its work is no
+// longer wanted.
+var errAbandoned = errors.New("attempt abandoned: the server no longer accepts it")
+
+// logStreamer uploads an attempt's log as it is written. Writes never block
+// on the network: bytes wait in memory until the server acknowledges them,
+// for as long as the server is unreachable, and are sent at explicit
+// offsets so a retried append is harmless.
+type logStreamer struct {
+	client  *api.Client
+	path    string // /attempts/{id}/log
+	token   string
+	backoff api.Backoff
+
+	mu      sync.Mutex
+	pending []byte // written, not yet acknowledged
+	acked   int64  // bytes the server holds
+	closed  bool
+	err     error         // set when the server fenced the attempt off
+	wake    chan struct{} // signalled on write and close
+	done    chan struct{} // closed when the uploader stops
+}
+
+func newLogStreamer(c *api.Client, attemptID int64, token string, b api.Backoff) *logStreamer {
+	return &logStreamer{
+		client: c, path: fmt.Sprintf("/attempts/%d/log", attemptID), token: token, backoff: b,
+		wake: make(chan struct{}, 1), done: make(chan struct{}),
+	}
+}
+
+// Write queues p for upload.
+func (l *logStreamer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.closed {
+		return 0, errors.New("write to closed log")
+	}
+	l.pending = append(l.pending, p...)
+	select {
+	case l.wake <- struct{}{}:
+	default:
+	}
+	return len(p), nil
+}
+
+// run uploads until the log is closed and everything is acknowledged, or
+// ctx ends, or the attempt is fenced off.
+func (l *logStreamer) run(ctx context.Context) {
+	defer close(l.done)
+	for {
+		l.mu.Lock()
+		chunk := l.pending[:min(len(l.pending), maxAppend)]
+		offset, closed := l.acked, l.closed
+		l.mu.Unlock()
+		if len(chunk) == 0 {
+			if closed {
+				return
+			}
+			select {
+			case <-l.wake:
+				continue
+			case <-ctx.Done():
+				return
+			}
+		}
+		var resp api.AppendResponse
+		err := api.Retry(ctx, l.backoff, func() error {
+			_, err := l.client.Do(ctx, http.MethodPut, fmt.Sprintf("%s?offset=%d", l.path, offset), l.token, chunk, &resp)
+			return err
+		})
+		var se *api.StatusError
+		switch {
+		case err == nil:
+		case errors.As(err, &se) && se.Code == http.StatusRequestedRangeNotSatisfiable:
+			// We only send from what the server acknowledged, so a gap
+			// means it lost acknowledged bytes: nothing to resend them from.
+			l.fail(fmt.Errorf("append log at %d: the server reports a gap (%s)", offset, se.Body.Error))
+			return
+		case isConflict(err):
+			l.fail(errAbandoned)
+			return
+		default:
+			if ctx.Err() == nil {
+				l.fail(fmt.Errorf("append log: %w", err))
+			}
+			return
+		}
+		l.mu.Lock()
+		if n := resp.Size - l.acked; n > 0 {
+			l.pending = l.pending[min(int(n), len(l.pending)):]
+			l.acked = resp.Size
+		}
+		if len(l.pending) == 0 {
+			l.pending = nil // let a big buffer go
+		}
+		l.mu.Unlock()
+		l.backoff.Reset()
+	}
+}
+
+func (l *logStreamer) fail(err error) {
+	l.mu.Lock()
+	l.err = err
+	l.pending = nil
+	l.mu.Unlock()
+}
+
+// Close stops accepting writes and waits until everything written is
+// acknowledged (or ctx ends); it returns errAbandoned when the server
+// fenced the attempt off.
+func (l *logStreamer) Close(ctx context.Context) error {
+	l.mu.Lock()
+	l.closed = true
+	l.mu.Unlock()
+	select {
+	case l.wake <- struct{}{}:
+	default:
+	}
+	select {
+	case <-l.done:
+	case <-ctx.Done():
+		return fmt.Errorf("flush log: %w", ctx.Err())
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.err != nil {
+		return l.err
+	}
+	if len(l.pending) > 0 {
+		return fmt.Errorf("flush log: %d bytes not acknowledged", len(l.pending))
+	}
+	return nil
+}
+
+// Size is how many bytes were written so far.
+func (l *logStreamer) Size() int64 {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.acked + int64(len(l.pending))
+}
+
+// StatusConflict reports whether err is the server's 409: the attempt was
+// fenced off.
+func isConflict(err error) bool { return api.StatusCode(err) == http.StatusConflict }

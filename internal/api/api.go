@@ -1,0 +1,227 @@
+// Package api holds the wire types of Hangar's HTTP/JSON API (/api/v1),
+// shared by the server, the agent and the CLI. docs/protocol.md describes
+// the calls; this package is their vocabulary.
+package api
+
+import (
+	"time"
+
+	"github.com/hangar-ci/hangar/internal/pipeline"
+)
+
+// Prefix is the path every call of this version of the API starts with.
+const Prefix = "/api/v1"
+
+// Limits the server enforces.
+const (
+	// MaxLogAppend is the largest body of one log append.
+	MaxLogAppend = 1 << 20
+	// MaxJSONBody is the largest JSON request body.
+	MaxJSONBody = 1 << 20
+	// MaxClaimWait is the longest a claim waits for a job.
+	MaxClaimWait = 60 * time.Second
+)
+
+// Error is the body of every error response.
+type Error struct {
+	// Error says what is wrong, for a person.
+	Error string `json:"error"`
+	// Size is the log's current length, sent with 416 for a log append
+	// that would leave a gap.
+	Size *int64 `json:"size,omitempty"`
+	// Problems are the pipeline file's errors, sent with 422 when a
+	// pipeline cannot be created.
+	Problems []pipeline.Diagnostic `json:"problems,omitempty"`
+}
+
+// Variable is a variable given to a pipeline or seen by a job.
+type Variable struct {
+	Name   string `json:"name"`
+	Value  string `json:"value"`
+	Masked bool   `json:"masked,omitempty"`
+}
+
+// RegisterRequest registers an agent (with the registration token).
+type RegisterRequest struct {
+	Name        string   `json:"name"`
+	Labels      []string `json:"labels"`
+	Version     string   `json:"version"`
+	Concurrency int      `json:"concurrency"`
+}
+
+// RegisterResponse gives a registered agent its ID and token.
+type RegisterResponse struct {
+	ID    int64  `json:"id"`
+	Token string `json:"token"`
+}
+
+// ClaimRequest asks for a job, waiting up to WaitSeconds for one.
+type ClaimRequest struct {
+	WaitSeconds float64 `json:"wait_seconds"`
+}
+
+// Assignment is a claimed job: one attempt and what it takes to run it.
+type Assignment struct {
+	AttemptID int64 `json:"attempt_id"`
+	// Attempt numbers the job's attempts from 1.
+	Attempt int `json:"attempt"`
+	// Token authorises the calls about this attempt.
+	Token      string `json:"token"`
+	JobID      int64  `json:"job_id"`
+	JobName    string `json:"job_name"`
+	Stage      string `json:"stage"`
+	PipelineID int64  `json:"pipeline_id"`
+	Project    string `json:"project"`
+	// Archive is the digest of the source snapshot, fetched with
+	// GET /attempts/{id}/source.
+	Archive      string     `json:"archive"`
+	BeforeScript []string   `json:"before_script,omitempty"`
+	Script       []string   `json:"script"`
+	AfterScript  []string   `json:"after_script,omitempty"`
+	Variables    []Variable `json:"variables"`
+	Image        string     `json:"image,omitempty"`
+	// TimeoutSeconds bounds before_script + script.
+	TimeoutSeconds float64 `json:"timeout_seconds"`
+	// LeaseSeconds is how long the attempt lives without a heartbeat.
+	LeaseSeconds float64 `json:"lease_seconds"`
+}
+
+// Health is what an agent reports about its machine.
+type Health struct {
+	DiskTotalBytes int64 `json:"disk_total_bytes"`
+	DiskFreeBytes  int64 `json:"disk_free_bytes"`
+	WorkDirBytes   int64 `json:"work_dir_bytes"`
+	MemTotalBytes  int64 `json:"mem_total_bytes"`
+	MemAvailBytes  int64 `json:"mem_available_bytes"`
+	RunningJobs    int   `json:"running_jobs"`
+}
+
+// HeartbeatResponse answers an attempt's heartbeat.
+type HeartbeatResponse struct {
+	// Cancel tells the agent to stop the attempt and complete it as
+	// canceled.
+	Cancel       bool    `json:"cancel"`
+	LeaseSeconds float64 `json:"lease_seconds"`
+}
+
+// AppendResponse answers a log append with the log's size.
+type AppendResponse struct {
+	Size int64 `json:"size"`
+}
+
+// CompleteRequest says how an attempt ended.
+type CompleteRequest struct {
+	// Status is success, failed or canceled.
+	Status   string `json:"status"`
+	ExitCode int    `json:"exit_code"`
+	// FailureReason: script_failure, job_execution_timeout,
+	// runner_system_failure.
+	FailureReason string `json:"failure_reason,omitempty"`
+}
+
+// SourceResponse answers a source upload.
+type SourceResponse struct {
+	Archive string `json:"archive"`
+	Size    int64  `json:"size"`
+}
+
+// CreatePipelineRequest creates a pipeline in a project from an uploaded
+// source archive.
+type CreatePipelineRequest struct {
+	Archive string `json:"archive"`
+	// File is the pipeline file's path in the archive (.gitlab-ci.yml).
+	File string `json:"file,omitempty"`
+	// Source is the event: push (default), web, api, schedule, …
+	Source        string     `json:"source,omitempty"`
+	Branch        string     `json:"branch,omitempty"`
+	Tag           string     `json:"tag,omitempty"`
+	DefaultBranch string     `json:"default_branch,omitempty"`
+	SHA           string     `json:"sha,omitempty"`
+	CommitMessage string     `json:"commit_message,omitempty"`
+	Variables     []Variable `json:"variables,omitempty"`
+	// Changed lists the changed paths; nil means unknown.
+	Changed []string `json:"changed,omitempty"`
+	// MergeRequest is set for a merge request pipeline.
+	MergeRequest *MergeRequest `json:"merge_request,omitempty"`
+}
+
+// MergeRequest describes the merge request a pipeline runs for.
+type MergeRequest struct {
+	IID          int      `json:"iid"`
+	SourceBranch string   `json:"source_branch"`
+	TargetBranch string   `json:"target_branch"`
+	Title        string   `json:"title,omitempty"`
+	Labels       []string `json:"labels,omitempty"`
+}
+
+// Pipeline is a pipeline with its jobs.
+type Pipeline struct {
+	ID         int64      `json:"id"`
+	Project    string     `json:"project"`
+	Status     string     `json:"status"`
+	Source     string     `json:"source"`
+	Ref        string     `json:"ref"`
+	SHA        string     `json:"sha,omitempty"`
+	Name       string     `json:"name,omitempty"`
+	CreatedAt  time.Time  `json:"created_at"`
+	StartedAt  *time.Time `json:"started_at,omitempty"`
+	FinishedAt *time.Time `json:"finished_at,omitempty"`
+	Jobs       []Job      `json:"jobs,omitempty"`
+	// Version changes whenever the pipeline, its jobs or their logs
+	// change; a watch returns when it differs from the one given.
+	Version string `json:"version,omitempty"`
+}
+
+// Job is one job of a pipeline.
+type Job struct {
+	ID            int64      `json:"id"`
+	PipelineID    int64      `json:"pipeline_id"`
+	Name          string     `json:"name"`
+	Stage         string     `json:"stage"`
+	Status        string     `json:"status"`
+	When          string     `json:"when"`
+	AllowFailure  bool       `json:"allow_failure"`
+	Tags          []string   `json:"tags,omitempty"`
+	Needs         []string   `json:"needs"`
+	Reason        string     `json:"reason,omitempty"`
+	FailureReason string     `json:"failure_reason,omitempty"`
+	ExitCode      *int       `json:"exit_code,omitempty"`
+	CreatedAt     time.Time  `json:"created_at"`
+	PendingAt     *time.Time `json:"pending_at,omitempty"`
+	StartedAt     *time.Time `json:"started_at,omitempty"`
+	FinishedAt    *time.Time `json:"finished_at,omitempty"`
+	Attempts      []Attempt  `json:"attempts,omitempty"`
+}
+
+// Attempt is one execution of a job.
+type Attempt struct {
+	ID            int64      `json:"id"`
+	Number        int        `json:"number"`
+	AgentID       int64      `json:"agent_id"`
+	Status        string     `json:"status"`
+	ExitCode      *int       `json:"exit_code,omitempty"`
+	FailureReason string     `json:"failure_reason,omitempty"`
+	StartedAt     time.Time  `json:"started_at"`
+	FinishedAt    *time.Time `json:"finished_at,omitempty"`
+	LogSize       int64      `json:"log_size"`
+}
+
+// Agent is a registered agent.
+type Agent struct {
+	ID          int64     `json:"id"`
+	Name        string    `json:"name"`
+	Labels      []string  `json:"labels"`
+	Status      string    `json:"status"`
+	Version     string    `json:"version"`
+	Concurrency int       `json:"concurrency"`
+	Health      Health    `json:"health"`
+	CreatedAt   time.Time `json:"created_at"`
+	LastSeenAt  time.Time `json:"last_seen_at"`
+}
+
+// LogEvent is the data of one "log" event of a log stream.
+type LogEvent struct {
+	Attempt int    `json:"attempt"`
+	Offset  int64  `json:"offset"`
+	Text    string `json:"text"`
+}

@@ -1,0 +1,255 @@
+// Package scheduler turns planned pipelines into jobs and moves them through
+// their states: it creates pipelines, hands pending jobs to agents as
+// attempts with leases, records their results, retries what may be retried,
+// expires the leases of silent agents and cancels on request.
+//
+// Every state change is one store transaction. What the scheduler keeps in
+// memory (who waits for a job, who follows a log) only speeds things up:
+// after a restart it is rebuilt from the store.
+package scheduler
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/hangar-ci/hangar/internal/store"
+)
+
+// Defaults for Config.
+const (
+	DefaultLeaseTimeout = 30 * time.Second
+	DefaultLostRetries  = 2
+	DefaultJobTimeout   = time.Hour
+)
+
+// Failure reasons recorded on failed jobs and attempts, named as GitLab
+// names them where GitLab has a name.
+const (
+	FailureScript   = "script_failure"
+	FailureTimeout  = "job_execution_timeout"
+	FailureSystem   = "runner_system_failure"
+	FailureLost     = "runner_lost"
+	FailureCanceled = "canceled"
+)
+
+// Errors the scheduler returns besides the store's.
+var (
+	// ErrStale: the attempt named is no longer the job's running attempt
+	// (its lease expired and the job moved on, or it finished): the caller
+	// must abandon it.
+	ErrStale = errors.New("attempt is no longer current")
+	// ErrUnauthorized: a token does not match.
+	ErrUnauthorized = errors.New("invalid token")
+	// ErrState: the request does not fit the record's state (playing a job
+	// that is not manual, retrying one that runs).
+	ErrState = errors.New("not possible in this state")
+)
+
+// Config tunes the scheduler. The zero value of a field means its default.
+type Config struct {
+	// LeaseTimeout is how long an attempt lives without a heartbeat.
+	LeaseTimeout time.Duration
+	// LostRetries is how many times a job whose runner was lost is run
+	// again before it fails with "runner lost". A negative value means 0.
+	LostRetries int
+	// JobTimeout bounds a job whose pipeline sets no timeout:.
+	JobTimeout time.Duration
+	// Now is the clock; time.Now when nil.
+	Now func() time.Time
+	// Logger receives the scheduler's structured logs.
+	Logger *slog.Logger
+	// Observer is told of starts, finishes and lost attempts (metrics).
+	Observer Observer
+}
+
+// Observer is told what the scheduler did, for metrics.
+type Observer interface {
+	// JobStarted is called when an attempt starts, with the time its job
+	// waited since it became pending.
+	JobStarted(queued time.Duration)
+	// JobFinished is called when a job reaches a final status.
+	JobFinished(status store.JobStatus, took time.Duration)
+	// AttemptLost is called when an attempt's lease expires.
+	AttemptLost()
+}
+
+type nopObserver struct{}
+
+func (nopObserver) JobStarted(time.Duration)                   {}
+func (nopObserver) JobFinished(store.JobStatus, time.Duration) {}
+func (nopObserver) AttemptLost()                               {}
+
+// Scheduler is the control plane's state machine over a store.
+type Scheduler struct {
+	store store.Store
+	cfg   Config
+	log   *slog.Logger
+	obs   Observer
+
+	// pending is signalled whenever a job may have become claimable.
+	pending *Signal
+	// changes is signalled, keyed by pipeline ID, when a pipeline's jobs
+	// or logs change.
+	changes *Signals
+}
+
+// New returns a scheduler over s.
+func New(s store.Store, cfg Config) *Scheduler {
+	if cfg.LeaseTimeout <= 0 {
+		cfg.LeaseTimeout = DefaultLeaseTimeout
+	}
+	if cfg.LostRetries == 0 {
+		cfg.LostRetries = DefaultLostRetries
+	}
+	if cfg.LostRetries < 0 {
+		cfg.LostRetries = 0
+	}
+	if cfg.JobTimeout <= 0 {
+		cfg.JobTimeout = DefaultJobTimeout
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	obs := cfg.Observer
+	if obs == nil {
+		obs = nopObserver{}
+	}
+	return &Scheduler{store: s, cfg: cfg, log: cfg.Logger, obs: obs, pending: NewSignal(), changes: NewSignals()}
+}
+
+// LeaseTimeout is the lease an attempt gets at each claim and heartbeat.
+func (s *Scheduler) LeaseTimeout() time.Duration { return s.cfg.LeaseTimeout }
+
+func (s *Scheduler) now() time.Time { return s.cfg.Now().UTC() }
+
+// Changes returns a channel closed at the next change of the pipeline's
+// jobs or logs.
+func (s *Scheduler) Changes(pipelineID int64) <-chan struct{} { return s.changes.Wait(pipelineID) }
+
+// NewToken returns a fresh secret token and its SHA-256, which is what the
+// store keeps.
+func NewToken() (token string, hash []byte) {
+	b := make([]byte, 24)
+	rand.Read(b)
+	token = hex.EncodeToString(b)
+	return token, HashToken(token)
+}
+
+// HashToken is the SHA-256 of a token.
+func HashToken(token string) []byte {
+	h := sha256.Sum256([]byte(token))
+	return h[:]
+}
+
+// settle advances the pipeline's created jobs, writes the jobs that moved
+// and the pipeline's status, and reports whether a job became pending.
+// It runs inside the caller's transaction.
+func (s *Scheduler) settle(ctx context.Context, tx store.Tx, pipelineID int64, now time.Time) (bool, error) {
+	jobs, err := tx.Jobs().ListStates(ctx, pipelineID)
+	if err != nil {
+		return false, err
+	}
+	woke := false
+	for _, j := range advance(jobs, now) {
+		if j.Status == store.JobPending && j.When == "delayed" {
+			// The delay lives in the spec, which ListStates leaves out.
+			full, err := tx.Jobs().Get(ctx, j.ID)
+			if err != nil {
+				return false, err
+			}
+			j.RunAfter = now.Add(full.Spec.StartIn)
+		}
+		if j.Status == store.JobPending {
+			woke = true
+			if j.Reason, err = s.labelReason(ctx, tx, j.Tags); err != nil {
+				return false, err
+			}
+		}
+		if err := tx.Jobs().Update(ctx, j); err != nil {
+			return false, err
+		}
+	}
+	p, err := tx.Pipelines().Get(ctx, pipelineID)
+	if err != nil {
+		return false, err
+	}
+	status := pipelineStatus(jobs)
+	if status == store.PipelineRunning && p.StartedAt.IsZero() && p.Status == store.PipelineCreated {
+		status = store.PipelineCreated // running begins with the first attempt
+	}
+	if status != p.Status {
+		p.Status = status
+		if status.Final() {
+			p.FinishedAt = now
+		} else {
+			p.FinishedAt = time.Time{}
+		}
+		if err := tx.Pipelines().Update(ctx, p); err != nil {
+			return false, err
+		}
+		s.log.LogAttrs(ctx, slog.LevelInfo, "pipeline status", slog.Int64("pipeline_id", p.ID), slog.String("status", string(status)))
+	}
+	return woke, nil
+}
+
+// labelReason says why no agent can take a job with tags, or "" when one
+// can.
+func (s *Scheduler) labelReason(ctx context.Context, tx store.Tx, tags []string) (string, error) {
+	if len(tags) == 0 {
+		return "", nil
+	}
+	agents, err := tx.Agents().List(ctx, false)
+	if err != nil {
+		return "", err
+	}
+	for _, a := range agents {
+		if a.Status == store.AgentActive && subset(tags, a.Labels) {
+			return "", nil
+		}
+	}
+	return fmt.Sprintf("no agent has the labels %s", quoteList(tags)), nil
+}
+
+func subset(tags, labels []string) bool {
+	for _, t := range tags {
+		found := false
+		for _, l := range labels {
+			if l == t {
+				found = true
+				break
+			}
+		}
+		if !found {
+			return false
+		}
+	}
+	return true
+}
+
+func quoteList(s []string) string {
+	out := ""
+	for i, v := range s {
+		if i > 0 {
+			out += ", "
+		}
+		out += fmt.Sprintf("%q", v)
+	}
+	return out
+}
+
+// afterCommit signals what a committed transaction changed.
+func (s *Scheduler) afterCommit(pipelineID int64, woke bool) {
+	if woke {
+		s.pending.Notify()
+	}
+	s.changes.Notify(pipelineID)
+}

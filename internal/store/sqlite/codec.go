@@ -1,0 +1,57 @@
+package sqlite
+
+import (
+	"encoding/json"
+	"time"
+)
+
+// scanner is a *sql.Row or *sql.Rows.
+type scanner interface {
+	Scan(dest ...any) error
+}
+
+// micros encodes t as Unix microseconds, the zero time as 0.
+func micros(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	return t.UnixMicro()
+}
+
+// fromMicros decodes what micros encoded, as a UTC time.
+func fromMicros(us int64) time.Time {
+	if us == 0 {
+		return time.Time{}
+	}
+	return time.UnixMicro(us).UTC()
+}
+
+// toJSON encodes a list or struct column.
+func toJSON(v any) (string, error) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return "", err
+	}
+	return string(b), nil
+}
+
+// fromJSON decodes a column that toJSON encoded into v.
+func fromJSON(s string, v any) error {
+	return json.Unmarshal([]byte(s), v)
+}
+
+// boolInt encodes a bool column.
+func boolInt(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// nonNil returns b, or an empty slice for nil, for NOT NULL blob columns.
+func nonNil(b []byte) []byte {
+	if b == nil {
+		return []byte{}
+	}
+	return b
+}
