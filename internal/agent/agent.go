@@ -85,8 +85,15 @@ type Agent struct {
 	client *api.Client
 	log    *slog.Logger
 
-	id    int64
-	token string
+	regMu sync.Mutex // one registration at a time
+	// credMu guards the agent's identity, which changes when it has to
+	// register again.
+	credMu sync.Mutex
+	id     int64
+	token  string
+	// healthEvery is how often the agent reports its health: HealthInterval,
+	// or more often when the server asks.
+	healthEvery time.Duration
 
 	mu      sync.Mutex
 	running map[int64]*attempt // by attempt ID
@@ -123,11 +130,23 @@ func New(cfg Config) (*Agent, error) {
 		return nil, fmt.Errorf("agent work dir: %w", err)
 	}
 	cfg.WorkDir = abs
-	return &Agent{cfg: cfg, client: c, log: cfg.Logger, running: map[int64]*attempt{}, health: healthProbe{dir: abs}}, nil
+	return &Agent{cfg: cfg, client: c, log: cfg.Logger, running: map[int64]*attempt{}, health: healthProbe{dir: abs},
+		healthEvery: cfg.HealthInterval}, nil
 }
 
 // ID is the agent's ID once registered.
-func (a *Agent) ID() int64 { return a.id }
+func (a *Agent) ID() int64 {
+	a.credMu.Lock()
+	defer a.credMu.Unlock()
+	return a.id
+}
+
+// creds returns the agent's token and health interval.
+func (a *Agent) creds() (string, time.Duration) {
+	a.credMu.Lock()
+	defer a.credMu.Unlock()
+	return a.token, a.healthEvery
+}
 
 // Run registers the agent and runs jobs until ctx ends. Then it stops
 // claiming, lets running attempts finish for up to ShutdownTimeout, hands
@@ -139,7 +158,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	if err := a.register(ctx); err != nil {
 		return err
 	}
-	a.log = a.log.With(slog.Int64("agent_id", a.id))
+	a.log = a.log.With(slog.Int64("agent_id", a.ID()))
 	a.log.Info("agent registered", slog.String("server", a.cfg.Server), slog.Any("labels", a.cfg.Labels),
 		slog.Int("concurrency", a.cfg.Concurrency))
 
@@ -171,11 +190,24 @@ func (a *Agent) Run(ctx context.Context) error {
 	<-hbDone
 	dctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	if _, err := a.client.Do(dctx, http.MethodDelete, "/agent", a.token, nil, nil); err != nil {
+	token, _ := a.creds()
+	if _, err := a.client.Do(dctx, http.MethodDelete, "/agent", token, nil, nil); err != nil {
 		return fmt.Errorf("deregister: %w", err)
 	}
 	a.log.Info("agent deregistered")
 	return nil
+}
+
+// reregister registers again when the agent's token is still stale, once
+// for all workers that found it so.
+func (a *Agent) reregister(ctx context.Context, stale string) error {
+	a.regMu.Lock()
+	defer a.regMu.Unlock()
+	if cur, _ := a.creds(); cur != stale {
+		return nil // another worker did it
+	}
+	a.log.Warn("the server no longer knows this agent; registering again")
+	return a.register(ctx)
 }
 
 func (a *Agent) register(ctx context.Context) error {
@@ -191,7 +223,12 @@ func (a *Agent) register(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("register with %s: %w", a.cfg.Server, err)
 	}
+	a.credMu.Lock()
+	defer a.credMu.Unlock()
 	a.id, a.token = resp.ID, resp.Token
+	if hb := time.Duration(resp.HeartbeatSeconds * float64(time.Second)); hb > 0 {
+		a.healthEvery = min(a.cfg.HealthInterval, hb)
+	}
 	return nil
 }
 
@@ -200,18 +237,21 @@ func (a *Agent) worker(claimCtx, work context.Context) {
 	b := a.cfg.Backoff
 	for claimCtx.Err() == nil {
 		var as api.Assignment
-		code, err := a.client.Do(claimCtx, http.MethodPost, "/agent/claim", a.token,
+		token, _ := a.creds()
+		code, err := a.client.Do(claimCtx, http.MethodPost, "/agent/claim", token,
 			api.ClaimRequest{WaitSeconds: a.cfg.ClaimWait.Seconds()}, &as)
 		switch {
 		case claimCtx.Err() != nil:
 			return
 		case err != nil:
 			a.log.Warn("claim failed", slog.String("error", err.Error()))
-			if !api.Retryable(err) && api.StatusCode(err) == http.StatusUnauthorized {
-				// The server forgot us (it was reset): register again.
-				if err := a.register(claimCtx); err != nil {
+			if api.StatusCode(err) == http.StatusUnauthorized {
+				// The server forgot us (it was reset, or marked us gone):
+				// register again, unless another worker already did.
+				if err := a.reregister(claimCtx, token); err != nil {
 					return
 				}
+				continue
 			}
 			sleep(claimCtx, b.Next())
 			continue
@@ -248,18 +288,19 @@ func (a *Agent) handBack() {
 	}
 }
 
-// heartbeatLoop reports the agent's health every HealthInterval, with
-// jitter. (Attempts heartbeat on their own, at a third of their lease.)
+// heartbeatLoop reports the agent's health every HealthInterval (or what
+// the server asked for at registration, if shorter), with jitter. (Attempts heartbeat on their own, at a third of their lease.)
 func (a *Agent) heartbeatLoop(ctx context.Context) {
 	for {
 		h := a.health.read(a.runningCount())
-		if _, err := a.client.Do(ctx, http.MethodPost, "/agent/heartbeat", a.token, h, nil); err != nil && ctx.Err() == nil {
+		token, every := a.creds()
+		if _, err := a.client.Do(ctx, http.MethodPost, "/agent/heartbeat", token, h, nil); err != nil && ctx.Err() == nil {
 			a.log.Warn("agent heartbeat failed", slog.String("error", err.Error()))
 		}
 		select {
 		case <-ctx.Done():
 			return
-		case <-time.After(jitter(a.cfg.HealthInterval)):
+		case <-time.After(jitter(every)):
 		}
 	}
 }

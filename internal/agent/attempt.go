@@ -163,7 +163,7 @@ func (a *Agent) runAttempt(work context.Context, as *api.Assignment) {
 func (a *Agent) execute(ctx context.Context, at *attempt, out io.Writer) api.CompleteRequest {
 	as := at.as
 	fmt.Fprintf(out, "\x1b[1mRunning with hangar agent %s on %s (agent %d), attempt %d of job %q\x1b[0m\n",
-		a.cfg.Version, a.cfg.Name, a.id, as.Attempt, as.JobName)
+		a.cfg.Version, a.cfg.Name, a.ID(), as.Attempt, as.JobName)
 	systemFailure := func(format string, args ...any) api.CompleteRequest {
 		msg := fmt.Sprintf(format, args...)
 		fmt.Fprintf(out, "\x1b[31;1mERROR: Job failed (system failure): %s\x1b[0m\n", msg)

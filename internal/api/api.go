@@ -53,6 +53,9 @@ type RegisterRequest struct {
 type RegisterResponse struct {
 	ID    int64  `json:"id"`
 	Token string `json:"token"`
+	// HeartbeatSeconds is how often the agent must report its health; an
+	// agent silent for a few of these is marked gone.
+	HeartbeatSeconds float64 `json:"heartbeat_seconds"`
 }
 
 // ClaimRequest asks for a job, waiting up to WaitSeconds for one.

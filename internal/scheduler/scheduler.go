@@ -129,6 +129,13 @@ func New(s store.Store, cfg Config) *Scheduler {
 // LeaseTimeout is the lease an attempt gets at each claim and heartbeat.
 func (s *Scheduler) LeaseTimeout() time.Duration { return s.cfg.LeaseTimeout }
 
+// AgentHeartbeatInterval is how often agents must report their health:
+// every 10 s, or every third of a lease when leases are shorter. An agent
+// silent for three leases is marked gone.
+func (s *Scheduler) AgentHeartbeatInterval() time.Duration {
+	return min(10*time.Second, s.cfg.LeaseTimeout/3)
+}
+
 func (s *Scheduler) now() time.Time { return s.cfg.Now().UTC() }
 
 // Changes returns a channel closed at the next change of the pipeline's

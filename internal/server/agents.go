@@ -38,7 +38,8 @@ func (s *Server) register(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusCreated, api.RegisterResponse{ID: a.ID, Token: token})
+	writeJSON(w, http.StatusCreated, api.RegisterResponse{ID: a.ID, Token: token,
+		HeartbeatSeconds: s.sched.AgentHeartbeatInterval().Seconds()})
 }
 
 func (s *Server) claim(w http.ResponseWriter, r *http.Request) error {

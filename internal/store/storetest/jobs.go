@@ -120,6 +120,33 @@ func testJobs(t *testing.T, open opener) {
 		})
 	})
 
+	t.Run("ListStates", func(t *testing.T) {
+		t.Parallel()
+		s := open(t)
+		ctx := context.Background()
+		f := newFixture(t, s, "f")
+		j1, j2 := f.job("1", at(time.Second)), f.job("2", at(0))
+		j2.Status, j2.Reason, j2.Attempts = store.JobRunning, "why", 2
+		j1.Spec = store.JobSpec{Script: []string{"make"}, Variables: []store.Variable{{Name: "A", Value: "b"}}}
+		j1.Tags, j2.Needs = []string{"linux"}, []string{}
+		createJobs(t, s, j1, j2)
+		read(t, s, func(tx store.Tx) error {
+			got, err := tx.Jobs().ListStates(ctx, f.pipeline.ID)
+			if err != nil {
+				return err
+			}
+			// Everything but the spec, which is left zero.
+			want := []*store.Job{}
+			for _, j := range []*store.Job{j1, j2} {
+				c := *j
+				c.Spec = store.JobSpec{}
+				want = append(want, &c)
+			}
+			equal(t, "ListStates", want, got)
+			return nil
+		})
+	})
+
 	t.Run("ListByStatus", func(t *testing.T) {
 		t.Parallel()
 		s := open(t)
