@@ -113,7 +113,7 @@ func (s *Scheduler) restart(ctx context.Context, id int64, check func(*store.Job
 		pipelineID = j.PipelineID
 		j.Status, j.PendingAt, j.FinishedAt = store.JobPending, now, time.Time{}
 		j.Reason, j.FailureReason, j.LostAttempts = "", "", 0
-		if j.Reason, err = s.labelReason(ctx, tx, j.Tags); err != nil {
+		if j.Reason, err = s.waitingReason(ctx, tx, j.Tags); err != nil {
 			return err
 		}
 		if err := tx.Jobs().Update(ctx, j); err != nil {
@@ -233,19 +233,16 @@ func (s *Scheduler) Deregister(ctx context.Context, id int64) error {
 // refreshReasons updates the waiting reason of pending jobs after the set
 // of agents changed.
 func (s *Scheduler) refreshReasons(ctx context.Context, tx store.Tx) error {
-	pending, err := tx.Jobs().ListByStatus(ctx, store.JobPending, 10000)
+	pending, err := tx.Jobs().ListPendingTagged(ctx)
+	if err != nil || len(pending) == 0 {
+		return err
+	}
+	agents, err := tx.Agents().List(ctx, false)
 	if err != nil {
 		return err
 	}
 	for _, j := range pending {
-		if len(j.Tags) == 0 {
-			continue
-		}
-		reason, err := s.labelReason(ctx, tx, j.Tags)
-		if err != nil {
-			return err
-		}
-		if reason != j.Reason {
+		if reason := labelReason(agents, j.Tags); reason != j.Reason {
 			j.Reason = reason
 			if err := tx.Jobs().Update(ctx, j); err != nil {
 				return err

@@ -177,7 +177,7 @@ func (s *Scheduler) settle(ctx context.Context, tx store.Tx, pipelineID int64, n
 		}
 		if j.Status == store.JobPending {
 			woke = true
-			if j.Reason, err = s.labelReason(ctx, tx, j.Tags); err != nil {
+			if j.Reason, err = s.waitingReason(ctx, tx, j.Tags); err != nil {
 				return false, err
 			}
 		}
@@ -208,9 +208,9 @@ func (s *Scheduler) settle(ctx context.Context, tx store.Tx, pipelineID int64, n
 	return woke, nil
 }
 
-// labelReason says why no agent can take a job with tags, or "" when one
-// can.
-func (s *Scheduler) labelReason(ctx context.Context, tx store.Tx, tags []string) (string, error) {
+// waitingReason says why no agent can take a job with tags, or "" when
+// one can.
+func (s *Scheduler) waitingReason(ctx context.Context, tx store.Tx, tags []string) (string, error) {
 	if len(tags) == 0 {
 		return "", nil
 	}
@@ -218,12 +218,20 @@ func (s *Scheduler) labelReason(ctx context.Context, tx store.Tx, tags []string)
 	if err != nil {
 		return "", err
 	}
+	return labelReason(agents, tags), nil
+}
+
+// labelReason says why none of agents can take a job with tags, or "".
+func labelReason(agents []*store.Agent, tags []string) string {
+	if len(tags) == 0 {
+		return ""
+	}
 	for _, a := range agents {
 		if a.Status == store.AgentActive && subset(tags, a.Labels) {
-			return "", nil
+			return ""
 		}
 	}
-	return fmt.Sprintf("no agent has the labels %s", quoteList(tags)), nil
+	return fmt.Sprintf("no agent has the labels %s", quoteList(tags))
 }
 
 func subset(tags, labels []string) bool {

@@ -101,6 +101,9 @@ type Jobs interface {
 	// ListStates is ListByPipeline without the jobs' Spec (left zero): what
 	// the state machine needs, at a fraction of the cost.
 	ListStates(ctx context.Context, pipelineID int64) ([]*Job, error)
+	// ListPendingTagged returns the pending jobs that have tags, oldest
+	// first, without their Spec (left zero).
+	ListPendingTagged(ctx context.Context) ([]*Job, error)
 	// ListByStatus returns up to limit jobs in status (all when limit <= 0),
 	// oldest first (by PendingAt for pending jobs, by ID otherwise).
 	ListByStatus(ctx context.Context, status JobStatus, limit int) ([]*Job, error)

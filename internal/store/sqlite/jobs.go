@@ -122,6 +122,15 @@ func (x jobs) ListStates(ctx context.Context, pipelineID int64) ([]*store.Job, e
 	return js, nil
 }
 
+func (x jobs) ListPendingTagged(ctx context.Context) ([]*store.Job, error) {
+	js, err := scanJobs(tx(x).query(ctx, `SELECT `+jobStateCols+` FROM jobs
+		WHERE status = 'pending' AND tags NOT IN ('null', '[]') ORDER BY pending_at, id`))
+	if err != nil {
+		return nil, fmt.Errorf("list pending jobs with tags: %w", err)
+	}
+	return js, nil
+}
+
 // ListByStatus returns up to limit jobs in status, oldest first; a limit
 // of 0 or less returns them all.
 func (x jobs) ListByStatus(ctx context.Context, status store.JobStatus, limit int) ([]*store.Job, error) {

@@ -22,6 +22,7 @@ import (
 	"runtime"
 	"strings"
 	"sync"
+	"time"
 
 	sqlitedrv "modernc.org/sqlite"
 	sqlite3 "modernc.org/sqlite/lib"
@@ -42,6 +43,14 @@ const MinReaders = 4
 type Store struct {
 	write *sql.DB // one connection, BEGIN IMMEDIATE
 	read  *sql.DB // several connections, query_only
+
+	ckpt *sql.DB // one connection for background checkpoints
+
+	stop, stopped chan struct{}
+	closeOnce     sync.Once
+
+	updates    chan *update  // to the writer goroutine
+	writerDone chan struct{} // closed when the writer has stopped
 
 	// Statements are prepared once per connection and reused: parsing
 	// SQL is a good part of a short transaction's cost.
@@ -74,6 +83,10 @@ func open(ctx context.Context, path string, ms []migration) (*Store, error) {
 			"foreign_keys(1)",
 			"journal_mode(WAL)",
 			"synchronous(NORMAL)",
+			// Checkpoints run in the background (checkpointer), not in
+			// the commit that crosses the threshold: that commit would
+			// wait for an fsync of the database file.
+			"wal_autocheckpoint(0)",
 		},
 	}, 1)
 	if err != nil {
@@ -104,7 +117,38 @@ func open(ctx context.Context, path string, ms []migration) (*Store, error) {
 		write.Close()
 		return nil, fmt.Errorf("open sqlite store %s for reading: %w", path, err)
 	}
-	return &Store{write: write, read: read, writeStmts: newStmtCache(write), readStmts: newStmtCache(read)}, nil
+	ckpt, err := openDB(ctx, path, url.Values{"_pragma": {fmt.Sprintf("busy_timeout(%d)", BusyTimeout)}}, 1)
+	if err != nil {
+		write.Close()
+		read.Close()
+		return nil, fmt.Errorf("open sqlite store %s for checkpoints: %w", path, err)
+	}
+	s := &Store{write: write, read: read, ckpt: ckpt, writeStmts: newStmtCache(write), readStmts: newStmtCache(read),
+		stop: make(chan struct{}), stopped: make(chan struct{}), updates: make(chan *update), writerDone: make(chan struct{})}
+	go s.checkpointer(CheckpointEvery)
+	go s.writer()
+	return s, nil
+}
+
+// CheckpointEvery is how often the WAL is copied back into the database
+// file.
+const CheckpointEvery = time.Second
+
+// checkpointer copies the WAL into the database file every interval, on a
+// connection of its own, so no commit waits for it. A passive checkpoint
+// never blocks readers or the writer; it does what it can.
+func (s *Store) checkpointer(every time.Duration) {
+	defer close(s.stopped)
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.stop:
+			return
+		case <-t.C:
+			s.ckpt.Exec("PRAGMA wal_checkpoint(PASSIVE)")
+		}
+	}
 }
 
 // openDB opens a pool of at most conns connections to path whose
@@ -127,7 +171,12 @@ func openDB(ctx context.Context, path string, params url.Values, conns int) (*sq
 
 // Close closes the database; the Store must not be used afterwards.
 func (s *Store) Close() error {
-	return errors.Join(s.read.Close(), s.write.Close())
+	s.closeOnce.Do(func() { close(s.stop) })
+	<-s.stopped
+	<-s.writerDone
+	// A last full checkpoint leaves a small WAL behind.
+	s.ckpt.Exec("PRAGMA wal_checkpoint(TRUNCATE)")
+	return errors.Join(s.read.Close(), s.write.Close(), s.ckpt.Close())
 }
 
 // Read runs fn in a read-only transaction on a snapshot of the database.
@@ -138,7 +187,7 @@ func (s *Store) Read(ctx context.Context, fn func(store.Tx) error) error {
 		return fmt.Errorf("begin read: %w", err)
 	}
 	defer sqlTx.Rollback()
-	err = fn(tx{sqlTx, s.readStmts})
+	err = fn(tx{q: sqlTx, stmts: s.readStmts})
 	if err == nil {
 		if err = sqlTx.Commit(); err != nil {
 			err = fmt.Errorf("end read: %w", err)
@@ -152,33 +201,163 @@ func (s *Store) Read(ctx context.Context, fn func(store.Tx) error) error {
 	return err
 }
 
-// Update runs fn in a read-write transaction that holds the database's
-// write lock from its start, so updates run one at a time. It returns
-// fn's error unchanged, after rolling back, when fn fails.
+// Update runs fn in a read-write transaction. Updates run one at a time,
+// in the store's writer goroutine; updates that arrive while one runs are
+// committed together (group commit): each runs inside a savepoint of one
+// SQLite transaction, so one that fails is rolled back alone, and its
+// caller returns only once the shared commit is done. It returns fn's
+// error unchanged when fn fails, and re-panics a panicking fn's value.
 func (s *Store) Update(ctx context.Context, fn func(store.Tx) error) error {
-	sqlTx, err := s.write.BeginTx(ctx, nil)
-	if err != nil {
-		return fmt.Errorf("begin update: %w", err)
+	u := &update{ctx: ctx, fn: fn, done: make(chan updateResult, 1)}
+	select {
+	case s.updates <- u:
+	case <-ctx.Done():
+		return fmt.Errorf("update: %w", ctx.Err())
+	case <-s.stop:
+		return errClosed
 	}
-	defer sqlTx.Rollback() // after Commit a no-op; also undoes a panicking fn
-	err = fn(tx{sqlTx, s.writeStmts})
-	if err == nil {
-		if err = sqlTx.Commit(); err != nil {
-			err = fmt.Errorf("commit update: %w", err)
+	r := <-u.done
+	if r.panicked {
+		panic(r.panicValue)
+	}
+	return r.err
+}
+
+var errClosed = errors.New("sqlite store is closed")
+
+// maxBatch bounds how many updates share one commit.
+const maxBatch = 64
+
+// update is one call of Update waiting for the writer.
+type update struct {
+	ctx  context.Context
+	fn   func(store.Tx) error
+	done chan updateResult
+}
+
+type updateResult struct {
+	err        error
+	panicked   bool
+	panicValue any
+}
+
+// writer runs updates until the store closes, batching those that queue
+// up while a batch runs.
+func (s *Store) writer() {
+	defer close(s.writerDone)
+	for {
+		var batch []*update
+		select {
+		case u := <-s.updates:
+			batch = append(batch, u)
+		case <-s.stop:
+			return
 		}
-	} else {
+	collect:
+		for len(batch) < maxBatch {
+			select {
+			case u := <-s.updates:
+				batch = append(batch, u)
+			default:
+				break collect
+			}
+		}
+		s.runBatch(batch)
+	}
+}
+
+// runBatch runs a batch of updates in one transaction, each in a
+// savepoint, and answers every caller after the commit.
+func (s *Store) runBatch(batch []*update) {
+	results := make([]updateResult, len(batch))
+	defer func() {
+		if s.writeStmts.hasMisses() {
+			s.writeStmts.fill(context.Background())
+		}
+		for i, u := range batch {
+			u.done <- results[i]
+		}
+	}()
+	sqlTx, err := s.write.BeginTx(context.Background(), nil)
+	if err != nil {
+		for i := range results {
+			results[i].err = fmt.Errorf("begin update: %w", err)
+		}
+		return
+	}
+	t := tx{q: sqlTx, stmts: s.writeStmts, write: true}
+	var (
+		applied []int // updates whose writes are in the transaction
+		broken  error // the transaction cannot go on
+	)
+	for i, u := range batch {
+		if broken != nil {
+			results[i].err = broken
+			continue
+		}
+		if err := u.ctx.Err(); err != nil {
+			results[i].err = fmt.Errorf("update: %w", err)
+			continue
+		}
+		if _, err := sqlTx.Exec("SAVEPOINT upd"); err != nil {
+			broken = fmt.Errorf("update: savepoint: %w", err)
+			results[i].err = broken
+			continue
+		}
+		results[i] = call(u.fn, t)
+		if results[i].err != nil || results[i].panicked {
+			if _, err := sqlTx.Exec("ROLLBACK TO upd"); err != nil {
+				broken = fmt.Errorf("update: roll back a failed update: %w", err)
+			}
+		}
+		if broken == nil {
+			if _, err := sqlTx.Exec("RELEASE upd"); err != nil {
+				broken = fmt.Errorf("update: release savepoint: %w", err)
+			}
+		}
+		if broken == nil && results[i].err == nil && !results[i].panicked {
+			applied = append(applied, i)
+		}
+	}
+	if broken == nil {
+		if err := sqlTx.Commit(); err != nil {
+			broken = fmt.Errorf("commit update: %w", err)
+		}
+	}
+	if broken != nil {
 		sqlTx.Rollback()
+		for _, i := range applied {
+			results[i].err = broken
+		}
 	}
-	if s.writeStmts.hasMisses() {
-		s.writeStmts.fill(ctx)
-	}
-	return err
+}
+
+// call runs fn, turning a panic into a result.
+func call(fn func(store.Tx) error, t tx) (r updateResult) {
+	defer func() {
+		if v := recover(); v != nil {
+			r = updateResult{panicked: true, panicValue: v}
+		}
+	}()
+	return updateResult{err: fn(t)}
 }
 
 // tx is one transaction; every aggregate shares its *sql.Tx.
 type tx struct {
 	q     *sql.Tx
 	stmts *stmtCache
+	// write marks the writer's transaction, shared by a batch of updates:
+	// its statements ignore the callers' cancellation, since interrupting
+	// a statement can roll back the whole transaction.
+	write bool
+}
+
+// stmtCtx is the context a statement of t runs with.
+func (t tx) stmtCtx(ctx context.Context) context.Context {
+	if t.write {
+		return context.WithoutCancel(ctx)
+	}
+	return ctx
 }
 
 func (t tx) Projects() store.Projects   { return projects(t) }
@@ -188,6 +367,7 @@ func (t tx) Agents() store.Agents       { return agents(t) }
 func (t tx) Logs() store.Logs           { return logs(t) }
 
 func (t tx) query(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
+	ctx = t.stmtCtx(ctx)
 	if st := t.stmts.get(query); st != nil {
 		return t.q.StmtContext(ctx, st).QueryContext(ctx, args...)
 	}
@@ -195,6 +375,7 @@ func (t tx) query(ctx context.Context, query string, args ...any) (*sql.Rows, er
 }
 
 func (t tx) queryRow(ctx context.Context, query string, args ...any) rowScanner {
+	ctx = t.stmtCtx(ctx)
 	if st := t.stmts.get(query); st != nil {
 		return t.q.StmtContext(ctx, st).QueryRowContext(ctx, args...)
 	}
@@ -202,6 +383,7 @@ func (t tx) queryRow(ctx context.Context, query string, args ...any) rowScanner 
 }
 
 func (t tx) exec(ctx context.Context, query string, args ...any) (sql.Result, error) {
+	ctx = t.stmtCtx(ctx)
 	if st := t.stmts.get(query); st != nil {
 		return t.q.StmtContext(ctx, st).ExecContext(ctx, args...)
 	}

@@ -147,6 +147,29 @@ func testJobs(t *testing.T, open opener) {
 		})
 	})
 
+	t.Run("ListPendingTagged", func(t *testing.T) {
+		t.Parallel()
+		s := open(t)
+		ctx := context.Background()
+		f := newFixture(t, s, "f")
+		later, plain, empty, running, sooner := f.job("later", at(2*time.Second)), f.job("plain", at(0)),
+			f.job("empty", at(0)), f.job("running", at(0)), f.job("sooner", at(time.Second))
+		later.Tags, empty.Tags, running.Tags, sooner.Tags = []string{"a"}, []string{}, []string{"a"}, []string{"b", "c"}
+		running.Status = store.JobRunning
+		sooner.Spec.Script = []string{"x"}
+		createJobs(t, s, later, plain, empty, running, sooner)
+		read(t, s, func(tx store.Tx) error {
+			got, err := tx.Jobs().ListPendingTagged(ctx)
+			if err != nil {
+				return err
+			}
+			c := *sooner
+			c.Spec = store.JobSpec{}
+			equal(t, "ListPendingTagged", []*store.Job{&c, later}, got)
+			return nil
+		})
+	})
+
 	t.Run("ListByStatus", func(t *testing.T) {
 		t.Parallel()
 		s := open(t)
