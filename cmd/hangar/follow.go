@@ -119,8 +119,17 @@ func (c *cli) follow(ctx context.Context, id int64) int {
 		}
 		f.bar(p)
 		f.out.Flush()
+		// Let changes gather: one watch answer then covers many, which
+		// keeps a big pipeline's watching cheap for the server.
+		select {
+		case <-watchCtx.Done():
+		case <-time.After(followPace):
+		}
 	}
 }
+
+// followPace is the least time between two watch calls.
+const followPace = 25 * time.Millisecond
 
 func final(status string) bool {
 	switch status {

@@ -139,9 +139,17 @@ func (a *Agent) runAttempt(work context.Context, as *api.Assignment) {
 		at.log.Warn("attempt abandoned: the server fenced it off")
 		return
 	}
+	result.LogOffset, result.Log = stream.Tail()
 	call, body := "/complete", any(result)
 	if reason == stopHandBack {
 		call, body = "/release", nil
+		if off, tail := stream.Tail(); len(tail) > 0 {
+			// A release carries no log: send the tail first.
+			_, err := a.client.Do(work, http.MethodPut, fmt.Sprintf("/attempts/%d/log?offset=%d", as.AttemptID, off), as.Token, tail, nil)
+			if err != nil {
+				at.log.Warn("log tail of a handed-back attempt", slog.String("error", err.Error()))
+			}
+		}
 	}
 	err := api.Retry(work, a.cfg.Backoff, func() error {
 		_, err := a.client.Do(work, http.MethodPost, fmt.Sprintf("/attempts/%d%s", as.AttemptID, call), as.Token, body, nil)

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"sync"
+	"time"
 
 	"github.com/hangar-ci/hangar/internal/api"
 )
@@ -34,14 +35,19 @@ type logStreamer struct {
 	err     error         // set when the server fenced the attempt off
 	wake    chan struct{} // signalled on write and close
 	done    chan struct{} // closed when the uploader stops
+	closing chan struct{} // closed by Close
 }
 
 func newLogStreamer(c *api.Client, attemptID int64, token string, b api.Backoff) *logStreamer {
 	return &logStreamer{
 		client: c, path: fmt.Sprintf("/attempts/%d/log", attemptID), token: token, backoff: b,
-		wake: make(chan struct{}, 1), done: make(chan struct{}),
+		wake: make(chan struct{}, 1), done: make(chan struct{}), closing: make(chan struct{}),
 	}
 }
+
+// gatherDelay is how long output waits to be sent once the first bytes
+// arrive: short enough to look live, long enough to batch.
+const gatherDelay = 20 * time.Millisecond
 
 // Write queues p for upload.
 func (l *logStreamer) Write(p []byte) (int, error) {
@@ -67,12 +73,20 @@ func (l *logStreamer) run(ctx context.Context) {
 		chunk := l.pending[:min(len(l.pending), maxAppend)]
 		offset, closed := l.acked, l.closed
 		l.mu.Unlock()
+		if closed && len(chunk) <= maxTail {
+			return // what is left goes with the completion
+		}
 		if len(chunk) == 0 {
-			if closed {
-				return
-			}
 			select {
 			case <-l.wake:
+				// Let output gather a moment: fewer, larger appends, and a
+				// job that ends meanwhile sends its whole log with its
+				// completion.
+				select {
+				case <-time.After(gatherDelay):
+				case <-l.closing:
+				case <-ctx.Done():
+				}
 				continue
 			case <-ctx.Done():
 				return
@@ -120,12 +134,20 @@ func (l *logStreamer) fail(err error) {
 	l.mu.Unlock()
 }
 
+// maxTail is the most log a completion carries (api.CompleteRequest.Log):
+// a short job's whole log goes with it, in one call and one transaction.
+const maxTail = 256 << 10
+
 // Close stops accepting writes and waits until everything written is
-// acknowledged (or ctx ends); it returns errAbandoned when the server
-// fenced the attempt off.
+// acknowledged but for a tail of at most maxTail bytes (or ctx ends),
+// which Tail returns for the completion to carry. It returns errAbandoned
+// when the server fenced the attempt off.
 func (l *logStreamer) Close(ctx context.Context) error {
 	l.mu.Lock()
-	l.closed = true
+	if !l.closed {
+		l.closed = true
+		close(l.closing)
+	}
 	l.mu.Unlock()
 	select {
 	case l.wake <- struct{}{}:
@@ -141,10 +163,17 @@ func (l *logStreamer) Close(ctx context.Context) error {
 	if l.err != nil {
 		return l.err
 	}
-	if len(l.pending) > 0 {
+	if len(l.pending) > maxTail {
 		return fmt.Errorf("flush log: %d bytes not acknowledged", len(l.pending))
 	}
 	return nil
+}
+
+// Tail returns, after Close, the bytes not yet sent and their offset.
+func (l *logStreamer) Tail() (offset int64, data []byte) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.acked, l.pending
 }
 
 // Size is how many bytes were written so far.

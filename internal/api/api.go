@@ -120,6 +120,12 @@ type CompleteRequest struct {
 	// FailureReason: script_failure, job_execution_timeout,
 	// runner_system_failure.
 	FailureReason string `json:"failure_reason,omitempty"`
+	// Log, when not empty, is the end of the attempt's log, appended at
+	// LogOffset in the same transaction as the completion (as PUT …/log
+	// would: idempotent, a gap is refused with 416). It spares a short
+	// job a separate append.
+	LogOffset int64  `json:"log_offset,omitempty"`
+	Log       []byte `json:"log,omitempty"`
 }
 
 // SourceResponse answers a source upload.

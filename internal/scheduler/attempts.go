@@ -207,6 +207,10 @@ type Outcome struct {
 	ExitCode int
 	// FailureReason is one of the Failure… constants for a failed attempt.
 	FailureReason string
+	// Log, when not empty, is appended to the attempt's log at LogOffset
+	// in the same transaction, as AppendLog would.
+	LogOffset int64
+	Log       []byte
 }
 
 // Complete records how an attempt ended and moves the pipeline on: the
@@ -228,6 +232,11 @@ func (s *Scheduler) Complete(ctx context.Context, attemptID int64, token string,
 			return fmt.Errorf("status %q is not success, failed or canceled: %w", o.Status, ErrState)
 		}
 		j = job
+		if len(o.Log) > 0 {
+			if _, err := tx.Logs().Append(ctx, attemptID, o.LogOffset, o.Log); err != nil {
+				return err
+			}
+		}
 		at.Status, at.ExitCode, at.FinishedAt = o.Status, o.ExitCode, now
 		if o.Status == store.AttemptFailed {
 			at.FailureReason = o.FailureReason

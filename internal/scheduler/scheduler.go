@@ -161,6 +161,14 @@ func HashToken(token string) []byte {
 // and the pipeline's status, and reports whether a job became pending.
 // It runs inside the caller's transaction.
 func (s *Scheduler) settle(ctx context.Context, tx store.Tx, pipelineID int64, now time.Time) (bool, error) {
+	counts, err := tx.Jobs().CountPipeline(ctx, pipelineID)
+	if err != nil {
+		return false, err
+	}
+	if counts.ByStatus[store.JobCreated] == 0 {
+		// Nothing can move: the counts alone give the status.
+		return false, s.setPipelineStatus(ctx, tx, pipelineID, countedStatus(counts), now)
+	}
 	jobs, err := tx.Jobs().ListStates(ctx, pipelineID)
 	if err != nil {
 		return false, err
@@ -185,27 +193,32 @@ func (s *Scheduler) settle(ctx context.Context, tx store.Tx, pipelineID int64, n
 			return false, err
 		}
 	}
+	return woke, s.setPipelineStatus(ctx, tx, pipelineID, pipelineStatus(jobs), now)
+}
+
+// setPipelineStatus records the status the pipeline's jobs give it.
+func (s *Scheduler) setPipelineStatus(ctx context.Context, tx store.Tx, pipelineID int64, status store.PipelineStatus, now time.Time) error {
 	p, err := tx.Pipelines().Get(ctx, pipelineID)
 	if err != nil {
-		return false, err
+		return err
 	}
-	status := pipelineStatus(jobs)
 	if status == store.PipelineRunning && p.StartedAt.IsZero() && p.Status == store.PipelineCreated {
 		status = store.PipelineCreated // running begins with the first attempt
 	}
-	if status != p.Status {
-		p.Status = status
-		if status.Final() {
-			p.FinishedAt = now
-		} else {
-			p.FinishedAt = time.Time{}
-		}
-		if err := tx.Pipelines().Update(ctx, p); err != nil {
-			return false, err
-		}
-		s.log.LogAttrs(ctx, slog.LevelInfo, "pipeline status", slog.Int64("pipeline_id", p.ID), slog.String("status", string(status)))
+	if status == p.Status {
+		return nil
 	}
-	return woke, nil
+	p.Status = status
+	if status.Final() {
+		p.FinishedAt = now
+	} else {
+		p.FinishedAt = time.Time{}
+	}
+	if err := tx.Pipelines().Update(ctx, p); err != nil {
+		return err
+	}
+	s.log.LogAttrs(ctx, slog.LevelInfo, "pipeline status", slog.Int64("pipeline_id", p.ID), slog.String("status", string(status)))
+	return nil
 }
 
 // waitingReason says why no agent can take a job with tags, or "" when

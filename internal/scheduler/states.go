@@ -155,6 +155,29 @@ func pipelineStatus(jobs []*store.Job) store.PipelineStatus {
 	return store.PipelineSuccess
 }
 
+// countedStatus is pipelineStatus computed from a pipeline's job counts,
+// for when no job is created (nothing can move): the same answer without
+// reading every job.
+func countedStatus(c store.JobCounts) store.PipelineStatus {
+	n := 0
+	for _, k := range c.ByStatus {
+		n += k
+	}
+	switch {
+	case n == 0:
+		return store.PipelineSkipped
+	case c.ByStatus[store.JobPending]+c.ByStatus[store.JobRunning] > 0:
+		return store.PipelineRunning
+	case c.FailedBlocking > 0:
+		return store.PipelineFailed
+	case c.ByStatus[store.JobCanceled] > 0:
+		return store.PipelineCanceled
+	case c.ByStatus[store.JobSkipped] == n:
+		return store.PipelineSkipped
+	}
+	return store.PipelineSuccess
+}
+
 func allSkipped(jobs []*store.Job) bool {
 	for _, j := range jobs {
 		if j.Status != store.JobSkipped {

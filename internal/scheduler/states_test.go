@@ -177,3 +177,38 @@ func TestAllowedFailure(t *testing.T) {
 		}
 	}
 }
+
+// TestCountedStatusAgrees checks that the status computed from counts is
+// the one computed from the jobs, for every mix of final, manual, pending
+// and running jobs (two jobs each of up to the statuses below).
+func TestCountedStatusAgrees(t *testing.T) {
+	statuses := []store.JobStatus{store.JobPending, store.JobRunning, store.JobSuccess, store.JobFailed,
+		store.JobCanceled, store.JobSkipped, store.JobManual}
+	type kind struct {
+		status store.JobStatus
+		allow  bool
+	}
+	var kinds []kind
+	for _, s := range statuses {
+		kinds = append(kinds, kind{s, false}, kind{s, true})
+	}
+	for i := -1; i < len(kinds); i++ {
+		for k := -1; k < len(kinds); k++ {
+			var jobs []*store.Job
+			c := store.JobCounts{ByStatus: map[store.JobStatus]int{}}
+			for _, n := range []int{i, k} {
+				if n < 0 {
+					continue
+				}
+				jobs = append(jobs, &store.Job{Status: kinds[n].status, AllowFailure: kinds[n].allow})
+				c.ByStatus[kinds[n].status]++
+				if kinds[n].status == store.JobFailed && !kinds[n].allow {
+					c.FailedBlocking++
+				}
+			}
+			if got, want := countedStatus(c), pipelineStatus(jobs); got != want {
+				t.Errorf("jobs %v: counted %s, from jobs %s", kinds[max(i, 0)], got, want)
+			}
+		}
+	}
+}

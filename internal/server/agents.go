@@ -160,8 +160,12 @@ func (s *Server) complete(w http.ResponseWriter, r *http.Request) error {
 	if err := readJSON(w, r, &req); err != nil {
 		return err
 	}
+	if len(req.Log) > api.MaxLogAppend || req.LogOffset < 0 {
+		return badRequest("complete: the log tail must be at most %d bytes at a byte offset", api.MaxLogAppend)
+	}
 	err = s.sched.Complete(r.Context(), id, bearer(r), scheduler.Outcome{
-		Status: store.AttemptStatus(req.Status), ExitCode: req.ExitCode, FailureReason: req.FailureReason})
+		Status: store.AttemptStatus(req.Status), ExitCode: req.ExitCode, FailureReason: req.FailureReason,
+		LogOffset: req.LogOffset, Log: req.Log})
 	if errors.Is(err, scheduler.ErrState) {
 		return badRequest("%v", err)
 	}

@@ -337,14 +337,19 @@ func TestBadRequests(t *testing.T) {
 	if code, _ := do("POST", fmt.Sprintf("/attempts/%d/complete", as.AttemptID), as.Token, `{"status":"bogus"}`); code != http.StatusBadRequest {
 		t.Errorf("complete with a bogus status: %d, want 400", code)
 	}
-	if code, _ := do("POST", fmt.Sprintf("/attempts/%d/complete", as.AttemptID), as.Token, `{"status":"success"}`); code != http.StatusNoContent {
+	if code, _ := do("POST", fmt.Sprintf("/attempts/%d/complete", as.AttemptID), as.Token, `{"status":"success","log_offset":99,"log":"eA=="}`); code != http.StatusRequestedRangeNotSatisfiable {
+		t.Errorf("complete with a log tail past the end: %d, want 416", code)
+	}
+	// The completion carries the log's last bytes ("done\n"), overlapping
+	// what is stored.
+	if code, _ := do("POST", fmt.Sprintf("/attempts/%d/complete", as.AttemptID), as.Token, `{"status":"success","log_offset":15,"log":"ZQpkb25lCg=="}`); code != http.StatusNoContent {
 		t.Errorf("complete: %d, want 204", code)
 	}
-	if code, _ := do("PUT", logPath+"?offset=17", as.Token, "late\n"); code != http.StatusConflict {
+	if code, _ := do("PUT", logPath+"?offset=22", as.Token, "late\n"); code != http.StatusConflict {
 		t.Errorf("append after complete: %d, want 409", code)
 	}
-	if got := e.jobLog(as.JobID); got != "hello world\nmore\n" {
-		t.Errorf("log = %q, want %q", got, "hello world\nmore\n")
+	if got, want := e.jobLog(as.JobID), "hello world\nmore\ndone\n"; got != want {
+		t.Errorf("log = %q, want %q", got, want)
 	}
 }
 

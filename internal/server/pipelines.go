@@ -250,16 +250,28 @@ func (s *Server) pipeline(ctx context.Context, id int64) (api.Pipeline, error) {
 			return err
 		}
 		out = pipelineView(p, proj.Name)
-		jobs, err := tx.Jobs().ListByPipeline(ctx, id)
+		jobs, err := tx.Jobs().ListStates(ctx, id)
+		if err != nil {
+			return err
+		}
+		// Three queries whatever the size of the pipeline: its jobs, their
+		// attempts, and the attempts' log sizes.
+		attempts, err := tx.Jobs().ListAttemptsOfPipeline(ctx, id)
+		if err != nil {
+			return err
+		}
+		ids := make([]int64, len(attempts))
+		byJob := map[int64][]*store.Attempt{}
+		for i, a := range attempts {
+			ids[i] = a.ID
+			byJob[a.JobID] = append(byJob[a.JobID], a)
+		}
+		sizes, err := tx.Logs().Sizes(ctx, ids)
 		if err != nil {
 			return err
 		}
 		for _, j := range jobs {
-			jv, err := jobView(ctx, tx, j)
-			if err != nil {
-				return err
-			}
-			out.Jobs = append(out.Jobs, jv)
+			out.Jobs = append(out.Jobs, jobView(j, byJob[j.ID], sizes))
 		}
 		return nil
 	})
@@ -286,7 +298,9 @@ func pipelineView(p *store.Pipeline, project string) api.Pipeline {
 	}
 }
 
-func jobView(ctx context.Context, tx store.Tx, j *store.Job) (api.Job, error) {
+// jobView is the API's view of a job with its attempts and their log
+// sizes.
+func jobView(j *store.Job, attempts []*store.Attempt, sizes map[int64]int64) api.Job {
 	out := api.Job{
 		ID: j.ID, PipelineID: j.PipelineID, Name: j.Name, Stage: j.Stage, Status: string(j.Status), When: j.When,
 		AllowFailure: j.AllowFailure, Tags: j.Tags, Needs: j.Needs, Reason: j.Reason, FailureReason: j.FailureReason,
@@ -295,27 +309,33 @@ func jobView(ctx context.Context, tx store.Tx, j *store.Job) (api.Job, error) {
 	if j.ExitCode >= 0 {
 		out.ExitCode = &j.ExitCode
 	}
-	if j.Attempts == 0 {
-		return out, nil
-	}
-	attempts, err := tx.Jobs().ListAttempts(ctx, j.ID)
-	if err != nil {
-		return out, err
-	}
 	for _, a := range attempts {
-		size, err := tx.Logs().Size(ctx, a.ID)
-		if err != nil {
-			return out, err
-		}
 		av := api.Attempt{ID: a.ID, Number: a.Number, AgentID: a.AgentID, Status: string(a.Status),
-			FailureReason: a.FailureReason, StartedAt: a.StartedAt, FinishedAt: optTime(a.FinishedAt), LogSize: size}
+			FailureReason: a.FailureReason, StartedAt: a.StartedAt, FinishedAt: optTime(a.FinishedAt), LogSize: sizes[a.ID]}
 		if a.ExitCode >= 0 {
 			code := a.ExitCode
 			av.ExitCode = &code
 		}
 		out.Attempts = append(out.Attempts, av)
 	}
-	return out, nil
+	return out
+}
+
+// jobViewOf reads a job's attempts and log sizes and returns its view.
+func jobViewOf(ctx context.Context, tx store.Tx, j *store.Job) (api.Job, error) {
+	attempts, err := tx.Jobs().ListAttempts(ctx, j.ID)
+	if err != nil {
+		return api.Job{}, err
+	}
+	ids := make([]int64, len(attempts))
+	for i, a := range attempts {
+		ids[i] = a.ID
+	}
+	sizes, err := tx.Logs().Sizes(ctx, ids)
+	if err != nil {
+		return api.Job{}, err
+	}
+	return jobView(j, attempts, sizes), nil
 }
 
 func (s *Server) cancelPipeline(w http.ResponseWriter, r *http.Request) error {
@@ -345,7 +365,7 @@ func (s *Server) getJob(w http.ResponseWriter, r *http.Request) error {
 		if err != nil {
 			return err
 		}
-		out, err = jobView(r.Context(), tx, j)
+		out, err = jobViewOf(r.Context(), tx, j)
 		return err
 	})
 	if err != nil {

@@ -115,6 +115,8 @@ type Jobs interface {
 	// locking it for this transaction where the database can (PostgreSQL:
 	// FOR UPDATE SKIP LOCKED). ErrNotFound when there is none.
 	NextPending(ctx context.Context, labels []string, now time.Time) (*Job, error)
+	// CountPipeline counts a pipeline's jobs by status.
+	CountPipeline(ctx context.Context, pipelineID int64) (JobCounts, error)
 	// CountByStatus returns how many jobs are in each status.
 	CountByStatus(ctx context.Context) (map[JobStatus]int, error)
 
@@ -125,6 +127,9 @@ type Jobs interface {
 	GetAttempt(ctx context.Context, id int64) (*Attempt, error)
 	// ListAttempts returns a job's attempts by Number.
 	ListAttempts(ctx context.Context, jobID int64) ([]*Attempt, error)
+	// ListAttemptsOfPipeline returns the attempts of all of a pipeline's
+	// jobs, by job ID and then Number.
+	ListAttemptsOfPipeline(ctx context.Context, pipelineID int64) ([]*Attempt, error)
 	// UpdateAttempt writes a's mutable fields: Status, LeaseExpiresAt,
 	// StartedAt, FinishedAt, ExitCode, FailureReason, CancelRequested.
 	UpdateAttempt(ctx context.Context, a *Attempt) error
@@ -159,6 +164,9 @@ type Logs interface {
 	Append(ctx context.Context, attemptID, offset int64, data []byte) (int64, error)
 	// Size returns the length of the attempt's log (0 when it has none).
 	Size(ctx context.Context, attemptID int64) (int64, error)
+	// Sizes returns the lengths of several attempts' logs; attempts without
+	// a log are left out.
+	Sizes(ctx context.Context, attemptIDs []int64) (map[int64]int64, error)
 	// Read returns up to limit bytes of the attempt's log from offset;
 	// nothing when offset is at or past the end.
 	Read(ctx context.Context, attemptID, offset int64, limit int) ([]byte, error)
@@ -283,6 +291,13 @@ type Job struct {
 	PendingAt  time.Time
 	StartedAt  time.Time
 	FinishedAt time.Time
+}
+
+// JobCounts counts a pipeline's jobs.
+type JobCounts struct {
+	ByStatus map[JobStatus]int
+	// FailedBlocking counts the failed jobs that may not fail.
+	FailedBlocking int
 }
 
 // JobSpec is what an agent needs to run a job.

@@ -37,6 +37,9 @@ func toJSON(v any) (string, error) {
 
 // fromJSON decodes a column that toJSON encoded into v.
 func fromJSON(s string, v any) error {
+	if s == "null" {
+		return nil // what nil slices encode to: v keeps its zero value
+	}
 	return json.Unmarshal([]byte(s), v)
 }
 

@@ -189,6 +189,34 @@ func (x jobs) NextPending(ctx context.Context, labels []string, now time.Time) (
 	return j, nil
 }
 
+func (x jobs) CountPipeline(ctx context.Context, pipelineID int64) (store.JobCounts, error) {
+	c := store.JobCounts{ByStatus: map[store.JobStatus]int{}}
+	rows, err := tx(x).query(ctx, `SELECT status, allow_failure, count(*) FROM jobs
+		WHERE pipeline_id = ? GROUP BY status, allow_failure`, pipelineID)
+	if err != nil {
+		return c, fmt.Errorf("count jobs of pipeline %d: %w", pipelineID, err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var (
+			s     store.JobStatus
+			allow bool
+			n     int
+		)
+		if err := rows.Scan(&s, &allow, &n); err != nil {
+			return c, fmt.Errorf("count jobs of pipeline %d: %w", pipelineID, err)
+		}
+		c.ByStatus[s] += n
+		if s == store.JobFailed && !allow {
+			c.FailedBlocking += n
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return c, fmt.Errorf("count jobs of pipeline %d: %w", pipelineID, err)
+	}
+	return c, nil
+}
+
 func (x jobs) CountByStatus(ctx context.Context) (map[store.JobStatus]int, error) {
 	rows, err := tx(x).query(ctx, `SELECT status, count(*) FROM jobs GROUP BY status`)
 	if err != nil {
@@ -276,6 +304,15 @@ func (x jobs) ListAttempts(ctx context.Context, jobID int64) ([]*store.Attempt, 
 		`SELECT `+attemptCols+` FROM attempts WHERE job_id = ? ORDER BY number`, jobID))
 	if err != nil {
 		return nil, fmt.Errorf("list attempts of job %d: %w", jobID, err)
+	}
+	return as, nil
+}
+
+func (x jobs) ListAttemptsOfPipeline(ctx context.Context, pipelineID int64) ([]*store.Attempt, error) {
+	as, err := scanAttempts(tx(x).query(ctx, `SELECT `+attemptCols+` FROM attempts
+		WHERE job_id IN (SELECT id FROM jobs WHERE pipeline_id = ?) ORDER BY job_id, number`, pipelineID))
+	if err != nil {
+		return nil, fmt.Errorf("list attempts of pipeline %d: %w", pipelineID, err)
 	}
 	return as, nil
 }

@@ -61,6 +61,35 @@ func (x logs) Size(ctx context.Context, attemptID int64) (int64, error) {
 	return size, nil
 }
 
+func (x logs) Sizes(ctx context.Context, attemptIDs []int64) (map[int64]int64, error) {
+	sizes := make(map[int64]int64, len(attemptIDs))
+	if len(attemptIDs) == 0 {
+		return sizes, nil
+	}
+	ids, err := toJSON(attemptIDs)
+	if err != nil {
+		return nil, err
+	}
+	// One statement whatever the number of IDs: they travel as a JSON array.
+	rows, err := tx(x).query(ctx, `SELECT attempt_id, size FROM log_sizes
+		WHERE attempt_id IN (SELECT value FROM json_each(?))`, ids)
+	if err != nil {
+		return nil, fmt.Errorf("log sizes: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var id, size int64
+		if err := rows.Scan(&id, &size); err != nil {
+			return nil, fmt.Errorf("log sizes: %w", err)
+		}
+		sizes[id] = size
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("log sizes: %w", err)
+	}
+	return sizes, nil
+}
+
 // Read returns up to limit bytes from offset: fewer at the end of the log,
 // none past it or when limit is not positive.
 func (x logs) Read(ctx context.Context, attemptID, offset int64, limit int) ([]byte, error) {

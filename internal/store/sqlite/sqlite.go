@@ -299,6 +299,17 @@ func (s *Store) runBatch(batch []*update) {
 			results[i].err = fmt.Errorf("update: %w", err)
 			continue
 		}
+		if len(batch) == 1 {
+			// Alone in its transaction: no savepoint needed, a failure
+			// rolls the transaction back.
+			results[i] = call(u.fn, t)
+			if results[i].err != nil || results[i].panicked {
+				sqlTx.Rollback()
+				return
+			}
+			applied = append(applied, i)
+			continue
+		}
 		if _, err := sqlTx.Exec("SAVEPOINT upd"); err != nil {
 			broken = fmt.Errorf("update: savepoint: %w", err)
 			results[i].err = broken

@@ -10,6 +10,27 @@ import (
 )
 
 func testAttempts(t *testing.T, open opener) {
+	t.Run("ListAttemptsOfPipeline", func(t *testing.T) {
+		t.Parallel()
+		s := open(t)
+		ctx := context.Background()
+		f, g := newFixture(t, s, "f"), newFixture(t, s, "g")
+		j1, j2, k := f.job("1", epoch), f.job("2", epoch), g.job("k", epoch)
+		createJobs(t, s, j1, j2, k)
+		a := newAgent(t, s, "a")
+		// Created out of order: the list is by job, then number.
+		a22, a11, k1, a21 := newAttempt(t, s, j2, a, 2), newAttempt(t, s, j1, a, 1), newAttempt(t, s, k, a, 1), newAttempt(t, s, j2, a, 1)
+		_ = k1
+		read(t, s, func(tx store.Tx) error {
+			got, err := tx.Jobs().ListAttemptsOfPipeline(ctx, f.pipeline.ID)
+			if err != nil {
+				return err
+			}
+			equal(t, "ListAttemptsOfPipeline", []*store.Attempt{a11, a21, a22}, got)
+			return nil
+		})
+	})
+
 	t.Run("RoundTrip", func(t *testing.T) {
 		t.Parallel()
 		s := open(t)

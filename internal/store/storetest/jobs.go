@@ -170,6 +170,27 @@ func testJobs(t *testing.T, open opener) {
 		})
 	})
 
+	t.Run("CountPipeline", func(t *testing.T) {
+		t.Parallel()
+		s := open(t)
+		ctx := context.Background()
+		f, g := newFixture(t, s, "f"), newFixture(t, s, "g")
+		a, b, c, d, other := f.job("a", at(0)), f.job("b", at(0)), f.job("c", at(0)), f.job("d", at(0)), g.job("x", at(0))
+		a.Status, b.Status, c.Status, d.Status = store.JobFailed, store.JobFailed, store.JobFailed, store.JobSuccess
+		b.AllowFailure = true
+		other.Status = store.JobFailed
+		createJobs(t, s, a, b, c, d, other)
+		read(t, s, func(tx store.Tx) error {
+			got, err := tx.Jobs().CountPipeline(ctx, f.pipeline.ID)
+			if err != nil {
+				return err
+			}
+			want := store.JobCounts{ByStatus: map[store.JobStatus]int{store.JobFailed: 3, store.JobSuccess: 1}, FailedBlocking: 2}
+			equal(t, "CountPipeline", want, got)
+			return nil
+		})
+	})
+
 	t.Run("ListByStatus", func(t *testing.T) {
 		t.Parallel()
 		s := open(t)

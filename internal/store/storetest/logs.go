@@ -11,6 +11,36 @@ import (
 )
 
 func testLogs(t *testing.T, open opener) {
+	t.Run("Sizes", func(t *testing.T) {
+		t.Parallel()
+		s := open(t)
+		ctx := context.Background()
+		a := newLog(t, s)
+		f := newFixture(t, s, "other")
+		j := f.job("other", epoch)
+		createJobs(t, s, j)
+		b := newAttempt(t, s, j, &store.Agent{ID: a.AgentID}, 1)
+		update(t, s, func(tx store.Tx) error {
+			if _, err := tx.Logs().Append(ctx, a.ID, 0, []byte("hello\n")); err != nil {
+				return err
+			}
+			_, err := tx.Logs().Append(ctx, b.ID, 0, []byte("hi\n"))
+			return err
+		})
+		read(t, s, func(tx store.Tx) error {
+			got, err := tx.Logs().Sizes(ctx, []int64{a.ID, b.ID, b.ID + 100})
+			if err != nil {
+				return err
+			}
+			equal(t, "Sizes", map[int64]int64{a.ID: 6, b.ID: 3}, got)
+			none, err := tx.Logs().Sizes(ctx, nil)
+			if err != nil || len(none) != 0 {
+				t.Errorf("Sizes of no attempts: %v, %v; want none", none, err)
+			}
+			return nil
+		})
+	})
+
 	type step struct {
 		offset int64
 		data   string
