@@ -129,7 +129,7 @@ func (c *cli) follow(ctx context.Context, id int64) int {
 }
 
 // followPace is the least time between two watch calls.
-const followPace = 25 * time.Millisecond
+const followPace = 5 * time.Millisecond
 
 func final(status string) bool {
 	switch status {

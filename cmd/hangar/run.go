@@ -141,11 +141,9 @@ Flags:
 
 // request turns the flags into a pipeline request (without its archive).
 func (o *runOptions) request(dir string) (api.CreatePipelineRequest, error) {
+	head := gitHead(dir)
 	if o.branch == "" && o.tag == "" && o.mrIID == 0 {
-		o.branch = gitOutput(dir, "rev-parse", "--abbrev-ref", "HEAD")
-		if o.branch == "HEAD" {
-			o.branch = ""
-		}
+		o.branch = head.branch
 	}
 	pctx, err := o.context()
 	if err != nil {
@@ -153,7 +151,7 @@ func (o *runOptions) request(dir string) (api.CreatePipelineRequest, error) {
 	}
 	req := api.CreatePipelineRequest{
 		File: o.file, Source: string(pctx.Source), Branch: pctx.Branch, Tag: pctx.Tag, DefaultBranch: pctx.DefaultBranch,
-		SHA: gitOutput(dir, "rev-parse", "HEAD"), CommitMessage: gitOutput(dir, "log", "-1", "--format=%B"), Changed: pctx.Changed,
+		SHA: head.sha, CommitMessage: head.message, Changed: pctx.Changed,
 	}
 	if mr := pctx.MergeRequest; mr != nil {
 		req.MergeRequest = &api.MergeRequest{IID: mr.IID, SourceBranch: mr.SourceBranch, TargetBranch: mr.TargetBranch}
@@ -171,14 +169,31 @@ func (o *runOptions) request(dir string) (api.CreatePipelineRequest, error) {
 	return req, nil
 }
 
-// gitOutput runs git in dir and returns its trimmed output, or "" when git
-// fails (dir is not in a work tree, git is missing).
-func gitOutput(dir string, args ...string) string {
-	out, err := exec.Command("git", append([]string{"-C", dir}, args...)...).Output()
+// commit is what git says about the checked-out commit.
+type commit struct {
+	sha, branch, message string
+}
+
+// gitHead reads the checked-out commit of the work tree holding dir, with
+// one git call; it is empty when dir is not in a work tree with commits
+// (or git is missing). branch is empty for a detached HEAD.
+func gitHead(dir string) commit {
+	out, err := exec.Command("git", "-C", dir, "log", "-1", "--format=%H%x00%D%x00%B").Output()
 	if err != nil {
-		return ""
+		return commit{}
 	}
-	return strings.TrimSpace(string(out))
+	parts := strings.SplitN(string(out), "\x00", 3)
+	if len(parts) != 3 {
+		return commit{}
+	}
+	c := commit{sha: parts[0], message: strings.TrimSpace(parts[2])}
+	// %D lists the refs: "HEAD -> main, origin/main, tag: v1".
+	for _, ref := range strings.Split(parts[1], ", ") {
+		if b, ok := strings.CutPrefix(ref, "HEAD -> "); ok {
+			c.branch = b
+		}
+	}
+	return c
 }
 
 // embedded is a server and its agents inside this process.
@@ -196,7 +211,7 @@ func startEmbedded(ctx context.Context, n int, keep bool, stderr io.Writer) (*em
 		return nil, err
 	}
 	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	cp, err := openControlPlane(ctx, controlPlaneConfig{dataDir: filepath.Join(data, "server"), logger: logger})
+	cp, err := openControlPlane(ctx, controlPlaneConfig{dataDir: filepath.Join(data, "server"), logger: logger, ephemeral: !keep})
 	if err != nil {
 		os.RemoveAll(data)
 		return nil, err

@@ -87,6 +87,8 @@ type controlPlaneConfig struct {
 	leaseTimeout         time.Duration
 	lostRetries          int
 	logger               *slog.Logger
+	// ephemeral: the data is thrown away after use (hangar run).
+	ephemeral bool
 }
 
 // controlPlane is a server with its store, as `hangar server` runs it and
@@ -115,7 +117,11 @@ func openControlPlane(ctx context.Context, c controlPlaneConfig) (*controlPlane,
 	if err != nil {
 		return nil, err
 	}
-	st, err := sqlite.Open(ctx, filepath.Join(c.dataDir, "hangar.db"))
+	var opts []sqlite.Option
+	if c.ephemeral {
+		opts = append(opts, sqlite.Ephemeral())
+	}
+	st, err := sqlite.Open(ctx, filepath.Join(c.dataDir, "hangar.db"), opts...)
 	if err != nil {
 		return nil, err
 	}

@@ -53,19 +53,19 @@ func TestMigrate(t *testing.T) {
 	m2 := migration{2, "0002_b.sql", "CREATE TABLE b (y INTEGER); INSERT INTO a VALUES (2);"}
 	bad := migration{3, "0003_bad.sql", "CREATE TABLE c (z INTEGER); INSERT INTO nowhere VALUES (3);"}
 
-	s, err := open(ctx, path, []migration{m1})
+	s, err := open(ctx, path, []migration{m1}, options{})
 	if err != nil {
 		t.Fatalf("open at version 1: %v", err)
 	}
 	s.Close()
 	for range 2 { // the second time applies nothing
-		s, err := open(ctx, path, []migration{m1, m2})
+		s, err := open(ctx, path, []migration{m1, m2}, options{})
 		if err != nil {
 			t.Fatalf("open at version 2: %v", err)
 		}
 		s.Close()
 	}
-	if _, err := open(ctx, path, []migration{m1, m2, bad}); err == nil || !strings.Contains(err.Error(), "0003_bad.sql") {
+	if _, err := open(ctx, path, []migration{m1, m2, bad}, options{}); err == nil || !strings.Contains(err.Error(), "0003_bad.sql") {
 		t.Errorf("open with a bad migration: %v, want an error naming it", err)
 	}
 
@@ -87,7 +87,7 @@ func TestMigrate(t *testing.T) {
 	if version != 2 || rows != 2 || c != 0 {
 		t.Errorf("after migrating: version %d, %d rows in a, table c %d times; want 2, 2, 0", version, rows, c)
 	}
-	if _, err := open(ctx, path, []migration{m1}); err == nil {
+	if _, err := open(ctx, path, []migration{m1}, options{}); err == nil {
 		t.Errorf("open of a version 2 database with 1 migration succeeded, want an error")
 	}
 }

@@ -46,6 +46,8 @@ type Store struct {
 
 	ckpt *sql.DB // one connection for background checkpoints
 
+	ephemeral bool // see Ephemeral
+
 	stop, stopped chan struct{}
 	closeOnce     sync.Once
 
@@ -64,7 +66,7 @@ var _ store.Store = (*Store)(nil)
 // in its own transaction, the embedded migrations it has not applied yet.
 // path must name a file: an in-memory database cannot be shared by the
 // Store's several connections.
-func Open(ctx context.Context, path string) (*Store, error) {
+func Open(ctx context.Context, path string, opts ...Option) (*Store, error) {
 	if path == "" || path == ":memory:" || strings.HasPrefix(path, "file:") || strings.ContainsRune(path, '?') {
 		return nil, fmt.Errorf("open sqlite store: path %q must be a plain file path", path)
 	}
@@ -72,17 +74,37 @@ func Open(ctx context.Context, path string) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open sqlite store %s: %w", path, err)
 	}
-	return open(ctx, path, ms)
+	var o options
+	for _, opt := range opts {
+		opt(&o)
+	}
+	return open(ctx, path, ms, o)
 }
 
-func open(ctx context.Context, path string, ms []migration) (*Store, error) {
+// Option changes how Open opens a store.
+type Option func(*options)
+
+type options struct {
+	ephemeral bool
+}
+
+// Ephemeral is for a database thrown away after use (hangar run's): it is
+// never synced to disk and not checkpointed on Close. A crash of the
+// machine may corrupt it; a crash of the process loses nothing committed.
+func Ephemeral() Option { return func(o *options) { o.ephemeral = true } }
+
+func open(ctx context.Context, path string, ms []migration, o options) (*Store, error) {
+	sync := "synchronous(NORMAL)"
+	if o.ephemeral {
+		sync = "synchronous(OFF)"
+	}
 	write, err := openDB(ctx, path, url.Values{
 		"_txlock": {"immediate"},
 		"_pragma": {
 			fmt.Sprintf("busy_timeout(%d)", BusyTimeout),
 			"foreign_keys(1)",
 			"journal_mode(WAL)",
-			"synchronous(NORMAL)",
+			sync,
 			// Checkpoints run in the background (checkpointer), not in
 			// the commit that crosses the threshold: that commit would
 			// wait for an fsync of the database file.
@@ -123,7 +145,7 @@ func open(ctx context.Context, path string, ms []migration) (*Store, error) {
 		read.Close()
 		return nil, fmt.Errorf("open sqlite store %s for checkpoints: %w", path, err)
 	}
-	s := &Store{write: write, read: read, ckpt: ckpt, writeStmts: newStmtCache(write), readStmts: newStmtCache(read),
+	s := &Store{write: write, read: read, ckpt: ckpt, ephemeral: o.ephemeral, writeStmts: newStmtCache(write), readStmts: newStmtCache(read),
 		stop: make(chan struct{}), stopped: make(chan struct{}), updates: make(chan *update), writerDone: make(chan struct{})}
 	go s.checkpointer(CheckpointEvery)
 	go s.writer()
@@ -174,8 +196,10 @@ func (s *Store) Close() error {
 	s.closeOnce.Do(func() { close(s.stop) })
 	<-s.stopped
 	<-s.writerDone
-	// A last full checkpoint leaves a small WAL behind.
-	s.ckpt.Exec("PRAGMA wal_checkpoint(TRUNCATE)")
+	if !s.ephemeral {
+		// A last full checkpoint leaves a small WAL behind.
+		s.ckpt.Exec("PRAGMA wal_checkpoint(TRUNCATE)")
+	}
 	return errors.Join(s.read.Close(), s.write.Close(), s.ckpt.Close())
 }
 

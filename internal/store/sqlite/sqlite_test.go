@@ -32,6 +32,18 @@ func TestConformance(t *testing.T) {
 	})
 }
 
+// TestConformanceEphemeral runs the suite on a store opened Ephemeral:
+// it gives up durability against machine crashes, nothing else.
+func TestConformanceEphemeral(t *testing.T) {
+	storetest.Run(t, func(t *testing.T) store.Store {
+		s, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "hangar.db"), sqlite.Ephemeral())
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	})
+}
+
 var epoch = time.Date(2025, 3, 14, 15, 9, 26, 535897000, time.UTC)
 
 func TestReopenKeepsData(t *testing.T) {
