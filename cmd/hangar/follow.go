@@ -101,6 +101,9 @@ func (c *cli) follow(ctx context.Context, id int64) int {
 		f.clearBar()
 		for _, j := range p.Jobs {
 			if err := c.printLogs(watchCtx, f, j); err != nil {
+				if ctx.Err() != nil && !canceled {
+					break // Ctrl-C while reading logs: the next watch cancels the pipeline
+				}
 				fmt.Fprintf(c.stderr, "hangar: log of job %s: %v\n", j.Name, err)
 				return exitTrouble
 			}

@@ -56,6 +56,11 @@ func (l *logStreamer) Write(p []byte) (int, error) {
 	if l.closed {
 		return 0, errors.New("write to closed log")
 	}
+	if l.err != nil {
+		// The uploader gave up: nothing will send these bytes, and they
+		// would no longer follow the log's end on the server.
+		return len(p), nil
+	}
 	l.pending = append(l.pending, p...)
 	select {
 	case l.wake <- struct{}{}:
@@ -169,10 +174,14 @@ func (l *logStreamer) Close(ctx context.Context) error {
 	return nil
 }
 
-// Tail returns, after Close, the bytes not yet sent and their offset.
+// Tail returns, after Close, the bytes not yet sent and their offset;
+// none when the upload failed.
 func (l *logStreamer) Tail() (offset int64, data []byte) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	if l.err != nil {
+		return l.acked, nil
+	}
 	return l.acked, l.pending
 }
 

@@ -334,8 +334,8 @@ func (s *Scheduler) loseAttempt(ctx context.Context, find func(store.Tx) (*store
 	)
 	err := s.store.Update(ctx, func(tx store.Tx) error {
 		at, err := find(tx)
-		if err != nil || at == nil {
-			return err
+		if err != nil || at == nil || at.Status != store.AttemptRunning {
+			return err // it ended meanwhile: its record stays as it ended
 		}
 		at.Status, at.FinishedAt, at.FailureReason = store.AttemptLost, now, FailureLost
 		if err := tx.Jobs().UpdateAttempt(ctx, at); err != nil {

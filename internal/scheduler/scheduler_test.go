@@ -432,3 +432,67 @@ func TestConcurrentClaimsNeverShareAJob(t *testing.T) {
 		}
 	}
 }
+
+// A job allowed to fail only with some exit codes fails the pipeline, and
+// skips what follows it, when it fails with another code.
+func TestAllowFailureExitCodesOtherCode(t *testing.T) {
+	f := newFixture(t, scheduler.Config{})
+	p := f.create(`
+stages: [a, b]
+lenient: {stage: a, script: [x], allow_failure: {exit_codes: [3]}}
+after: {stage: b, script: [x]}
+`)
+	a := f.agent()
+	as := f.claim(a)
+	f.complete(as, store.AttemptFailed, 1)
+	if j := f.job(as.Job.ID); j.Status != store.JobFailed || j.AllowFailure {
+		t.Errorf("lenient after exit code 1: %s, allow_failure %v; want failed, not allowed", j.Status, j.AllowFailure)
+	}
+	if as := f.claim(a); as != nil {
+		t.Errorf("claim = %s, want nothing: lenient failed with a code it may not fail with", as.Job.Name)
+	}
+	if got := f.pipeline(p.ID).Status; got != store.PipelineFailed {
+		t.Errorf("pipeline %s, want failed", got)
+	}
+}
+
+// hookStore runs a function once, after its next Update.
+type hookStore struct {
+	store.Store
+	after func()
+}
+
+func (h *hookStore) Update(ctx context.Context, fn func(store.Tx) error) error {
+	err := h.Store.Update(ctx, fn)
+	if after := h.after; after != nil {
+		h.after = nil
+		after()
+	}
+	return err
+}
+
+// Deregistering an agent hands back only the attempts still running: one
+// that completed between the deregistration's two transactions keeps its
+// result.
+func TestDeregisterKeepsFinishedAttempts(t *testing.T) {
+	f := newFixture(t, scheduler.Config{})
+	f.create(`job: {script: [x]}`)
+	a := f.agent()
+	as := f.claim(a)
+	hs := &hookStore{Store: f.store, after: func() { f.complete(as, store.AttemptSuccess, 0) }}
+	if err := scheduler.New(hs, scheduler.Config{Now: f.clock.Now}).Deregister(f.ctx, a.ID); err != nil {
+		t.Fatal(err)
+	}
+	var got *store.Attempt
+	f.store.Read(f.ctx, func(tx store.Tx) error {
+		var err error
+		got, err = tx.Jobs().GetAttempt(f.ctx, as.Attempt.ID)
+		return err
+	})
+	if got.Status != store.AttemptSuccess {
+		t.Errorf("attempt is %s after its agent deregistered, want success as it completed", got.Status)
+	}
+	if j := f.job(as.Job.ID); j.Status != store.JobSuccess {
+		t.Errorf("job is %s, want success", j.Status)
+	}
+}

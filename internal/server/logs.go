@@ -192,9 +192,12 @@ func (s *Server) streamLog(w http.ResponseWriter, r *http.Request) error {
 			if err != nil {
 				return nil
 			}
+			// A piece never ends inside a character, not even at a page
+			// boundary of a finished log; only a log that itself ends with
+			// a cut character sends those last bytes as they are.
 			attemptDone := a.Status != store.AttemptRunning
-			if !attemptDone {
-				b = b[:completeUTF8(b)]
+			if n := completeUTF8(b); n > 0 || !attemptDone {
+				b = b[:n]
 			}
 			if len(b) > 0 {
 				ev := api.LogEvent{Attempt: cur.attempt, Offset: cur.offset, Text: string(b)}

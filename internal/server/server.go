@@ -144,7 +144,9 @@ func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) {
 	case errors.Is(err, store.ErrNotFound):
 		code = http.StatusNotFound
 	case errors.Is(err, context.Canceled):
-		code = 499 // the client went away
+		// The client went away (it sees nothing), or the server is shutting
+		// down: then the client must try again, and a 5xx tells it so.
+		code, body.Error = http.StatusServiceUnavailable, "the server is shutting down; try again"
 	default:
 		code, body.Error = http.StatusInternalServerError, "internal error"
 		s.log.LogAttrs(r.Context(), slog.LevelError, "request failed", slog.String("method", r.Method),

@@ -107,8 +107,10 @@ type Jobs interface {
 	// ListByStatus returns up to limit jobs in status (all when limit <= 0),
 	// oldest first (by PendingAt for pending jobs, by ID otherwise).
 	ListByStatus(ctx context.Context, status JobStatus, limit int) ([]*Job, error)
-	// Update writes j's mutable fields: Status, Reason, FailureReason,
-	// Attempts, LostAttempts, RunAfter and the timestamps.
+	// Update writes j's mutable fields: Status, AllowFailure (which a
+	// failure's exit code decides when AllowFailureExitCodes is set),
+	// Reason, FailureReason, Attempts, LostAttempts, RunAfter and the
+	// timestamps.
 	Update(ctx context.Context, j *Job) error
 	// NextPending returns the oldest pending job (by PendingAt, then ID)
 	// whose RunAfter is not after now and whose Tags are all among labels,

@@ -63,6 +63,7 @@ func testJobs(t *testing.T, open opener) {
 
 		want := *j
 		want.Status, want.Reason, want.FailureReason = store.JobFailed, "runner lost", "runner_lost"
+		want.AllowFailure = !j.AllowFailure
 		want.Attempts, want.LostAttempts, want.ExitCode = 2, 1, 137
 		want.RunAfter, want.PendingAt = at(time.Minute), at(2*time.Minute)
 		want.StartedAt, want.FinishedAt = at(3*time.Minute), at(4*time.Minute)
