@@ -120,7 +120,9 @@ Flags:
 	}
 	req.Archive = up.Archive
 	var p api.Pipeline
-	err = c.call(ctx, http.MethodPost, "/projects/"+url.PathEscape(project)+"/pipelines", req, &p)
+	// Not retried: creating a pipeline is not idempotent, and a retry after
+	// a lost answer would run it twice.
+	_, err = c.client.Do(ctx, http.MethodPost, "/projects/"+url.PathEscape(project)+"/pipelines", c.token, req, &p)
 	var se *api.StatusError
 	if errors.As(err, &se) && se.Code == http.StatusUnprocessableEntity {
 		for _, d := range se.Body.Problems {
@@ -231,6 +233,9 @@ func startEmbedded(ctx context.Context, n int, keep bool, stderr io.Writer) (*em
 	ex, err := shell.New(shell.Config{})
 	if err != nil {
 		stopAll()
+		wg.Wait()
+		cp.Close()
+		os.RemoveAll(data)
 		return nil, err
 	}
 	for i := range n {
@@ -241,6 +246,9 @@ func startEmbedded(ctx context.Context, n int, keep bool, stderr io.Writer) (*em
 		})
 		if err != nil {
 			stopAll()
+			wg.Wait()
+			cp.Close()
+			os.RemoveAll(data)
 			return nil, err
 		}
 		wg.Go(func() { a.Run(life) })

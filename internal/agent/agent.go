@@ -27,6 +27,9 @@ const (
 	DefaultShutdownTimeout = 10 * time.Minute
 	DefaultAfterScriptTime = 5 * time.Minute
 	DefaultHealthInterval  = 10 * time.Second
+	// reportTimeout bounds how long a stopping agent tries to report the
+	// attempts it handed back.
+	reportTimeout = 30 * time.Second
 )
 
 // Config is what an Agent needs. Server, RegistrationToken, WorkDir and
@@ -184,7 +187,15 @@ func (a *Agent) Run(ctx context.Context) error {
 	case <-time.After(a.cfg.ShutdownTimeout):
 		a.log.Warn("shutdown timeout: handing back running attempts", slog.Int("running", a.runningCount()))
 		a.handBack()
-		<-drained
+		select {
+		case <-drained:
+		case <-time.After(reportTimeout):
+			// The server does not answer: stop trying to report. The
+			// attempts' leases will run out and their jobs run again.
+			a.log.Error("could not report the handed-back attempts; leaving them to their leases")
+			stopWork()
+			<-drained
+		}
 	}
 	stopWork()
 	<-hbDone

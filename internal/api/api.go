@@ -16,6 +16,9 @@ const Prefix = "/api/v1"
 const (
 	// MaxLogAppend is the largest body of one log append.
 	MaxLogAppend = 1 << 20
+	// MaxCompleteLog is the largest log tail a completion carries (base64
+	// in JSON, it must fit MaxJSONBody).
+	MaxCompleteLog = 512 << 10
 	// MaxJSONBody is the largest JSON request body.
 	MaxJSONBody = 1 << 20
 	// MaxClaimWait is the longest a claim waits for a job.

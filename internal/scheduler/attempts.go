@@ -321,12 +321,13 @@ func (s *Scheduler) Release(ctx context.Context, attemptID int64, token string) 
 	return s.loseAttempt(ctx, func(tx store.Tx) (*store.Attempt, error) {
 		at, _, err := current(ctx, tx, attemptID, token)
 		return at, err
-	}, "handed back by its agent")
+	}, "handed back by its agent", false)
 }
 
 // loseAttempt marks the attempt find returns lost and retries or fails its
-// job.
-func (s *Scheduler) loseAttempt(ctx context.Context, find func(store.Tx) (*store.Attempt, error), why string) error {
+// job. Only lost runners count against LostRetries; an attempt its agent
+// handed back (a clean shutdown) does not.
+func (s *Scheduler) loseAttempt(ctx context.Context, find func(store.Tx) (*store.Attempt, error), why string, counts bool) error {
 	now := s.now()
 	var (
 		j    *store.Job
@@ -347,7 +348,9 @@ func (s *Scheduler) loseAttempt(ctx context.Context, find func(store.Tx) (*store
 		if j.Status != store.JobRunning || j.Attempts != at.Number {
 			return nil
 		}
-		j.LostAttempts++
+		if counts {
+			j.LostAttempts++
+		}
 		switch {
 		case at.CancelRequested:
 			s.finish(j, store.JobCanceled, FailureCanceled, now)
@@ -355,6 +358,7 @@ func (s *Scheduler) loseAttempt(ctx context.Context, find func(store.Tx) (*store
 			j.Status, j.PendingAt = store.JobPending, now
 			j.Reason = fmt.Sprintf("attempt %d %s; retrying", at.Number, why)
 		default:
+			j.AllowFailure = allowedFailure(j, -1)
 			s.finish(j, store.JobFailed, FailureLost, now)
 		}
 		if err := tx.Jobs().Update(ctx, j); err != nil {

@@ -29,6 +29,9 @@ func (s *Scheduler) CancelJob(ctx context.Context, id int64) error {
 		if err != nil {
 			return 0, nil, err
 		}
+		if j.Status.Final() {
+			return 0, nil, fmt.Errorf("cancel job %d: it is %s: %w", id, j.Status, ErrState)
+		}
 		return j.PipelineID, []*store.Job{j}, nil
 	})
 }
@@ -221,7 +224,7 @@ func (s *Scheduler) Deregister(ctx context.Context, id int64) error {
 	for _, at := range held {
 		err := s.loseAttempt(ctx, func(tx store.Tx) (*store.Attempt, error) {
 			return tx.Jobs().GetAttempt(ctx, at.ID)
-		}, "was running on an agent that deregistered")
+		}, "was running on an agent that deregistered", false)
 		if err != nil {
 			return err
 		}
@@ -275,9 +278,9 @@ func (s *Scheduler) Run(ctx context.Context) error {
 	}
 }
 
-// renewLeases gives every running attempt a fresh lease. It runs when the
-// scheduler starts: while no server was up, no agent could heartbeat, and
-// that is no reason to give up on its work.
+// renewLeases gives every running attempt a fresh lease, and every agent a
+// fresh "last seen". It runs when the scheduler starts: while no server was
+// up, no agent could heartbeat, and that is no reason to give up on them.
 func (s *Scheduler) renewLeases(ctx context.Context) error {
 	now := s.now()
 	err := s.store.Update(ctx, func(tx store.Tx) error {
@@ -297,6 +300,17 @@ func (s *Scheduler) renewLeases(ctx context.Context) error {
 						return err
 					}
 				}
+			}
+		}
+		// Agents could not report while no server was up either.
+		agents, err := tx.Agents().List(ctx, false)
+		if err != nil {
+			return err
+		}
+		for _, a := range agents {
+			a.LastSeenAt = now
+			if err := tx.Agents().Update(ctx, a); err != nil {
+				return err
 			}
 		}
 		return nil
@@ -347,7 +361,7 @@ func (s *Scheduler) Tick(ctx context.Context) error {
 				return nil, err // it finished or was extended meanwhile
 			}
 			return cur, nil
-		}, "lost its lease")
+		}, "lost its lease", true)
 		if err != nil {
 			return err
 		}

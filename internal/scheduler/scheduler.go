@@ -140,7 +140,10 @@ func (s *Scheduler) now() time.Time { return s.cfg.Now().UTC() }
 
 // Changes returns a channel closed at the next change of the pipeline's
 // jobs or logs.
-func (s *Scheduler) Changes(pipelineID int64) <-chan struct{} { return s.changes.Wait(pipelineID) }
+// The caller must call release when it stops waiting.
+func (s *Scheduler) Changes(pipelineID int64) (changed <-chan struct{}, release func()) {
+	return s.changes.Wait(pipelineID)
+}
 
 // NewToken returns a fresh secret token and its SHA-256, which is what the
 // store keeps.

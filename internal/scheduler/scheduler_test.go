@@ -496,3 +496,26 @@ func TestDeregisterKeepsFinishedAttempts(t *testing.T) {
 		t.Errorf("job is %s, want success", j.Status)
 	}
 }
+
+func TestReleaseDoesNotCountAsLost(t *testing.T) {
+	f := newFixture(t, scheduler.Config{LostRetries: 1})
+	p := f.create(`job: {script: [x]}`)
+	a := f.agent()
+	for range 3 {
+		as := f.claim(a)
+		if as == nil {
+			t.Fatal("nothing to claim after a hand-back")
+		}
+		if err := f.sched.Release(f.ctx, as.Attempt.ID, as.Token); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := f.pipeline(p.ID).Status; got.Final() {
+		t.Fatalf("pipeline %s after three hand-backs, want it still running", got)
+	}
+	as := f.claim(a)
+	f.complete(as, store.AttemptSuccess, 0)
+	if j := f.job(as.Job.ID); j.Status != store.JobSuccess || j.LostAttempts != 0 || j.Attempts != 4 {
+		t.Errorf("job %s, %d lost of %d attempts; want success, 0 lost of 4", j.Status, j.LostAttempts, j.Attempts)
+	}
+}

@@ -32,30 +32,54 @@ func (s *Signal) Notify() {
 // waits on it.
 type Signals struct {
 	mu sync.Mutex
-	ch map[int64]chan struct{}
+	ch map[int64]*waiters
+}
+
+// waiters is one key's channel and how many wait on it.
+type waiters struct {
+	c chan struct{}
+	n int
 }
 
 // NewSignals returns an empty Signals.
-func NewSignals() *Signals { return &Signals{ch: map[int64]chan struct{}{}} }
+func NewSignals() *Signals { return &Signals{ch: map[int64]*waiters{}} }
 
-// Wait returns a channel closed at the next Notify of key.
-func (s *Signals) Wait(key int64) <-chan struct{} {
+// Wait returns a channel closed at the next Notify of key, and a function
+// to call once the caller stops waiting, so that keys nobody notifies any
+// more (finished pipelines) do not pile up.
+func (s *Signals) Wait(key int64) (<-chan struct{}, func()) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	c, ok := s.ch[key]
+	w, ok := s.ch[key]
 	if !ok {
-		c = make(chan struct{})
-		s.ch[key] = c
+		w = &waiters{c: make(chan struct{})}
+		s.ch[key] = w
 	}
-	return c
+	w.n++
+	return w.c, func() {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		if s.ch[key] == w {
+			if w.n--; w.n == 0 {
+				delete(s.ch, key)
+			}
+		}
+	}
 }
 
 // Notify wakes the waiters of key.
 func (s *Signals) Notify(key int64) {
 	s.mu.Lock()
-	if c, ok := s.ch[key]; ok {
-		close(c)
+	if w, ok := s.ch[key]; ok {
+		close(w.c)
 		delete(s.ch, key)
 	}
 	s.mu.Unlock()
+}
+
+// Len is how many keys have waiters.
+func (s *Signals) Len() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.ch)
 }

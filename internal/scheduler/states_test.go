@@ -212,3 +212,35 @@ func TestCountedStatusAgrees(t *testing.T) {
 		}
 	}
 }
+
+func TestSignalsForgetKeysNobodyWaitsOn(t *testing.T) {
+	s := NewSignals()
+	c1, r1 := s.Wait(1)
+	_, r2 := s.Wait(1)
+	_, r3 := s.Wait(2)
+	r1()
+	if s.Len() != 2 {
+		t.Fatalf("%d keys after one of two waiters left, want 2", s.Len())
+	}
+	r2()
+	r3()
+	if s.Len() != 0 {
+		t.Fatalf("%d keys after every waiter left, want 0", s.Len())
+	}
+	c4, r4 := s.Wait(1)
+	s.Notify(1)
+	select {
+	case <-c4:
+	default:
+		t.Fatal("Notify did not wake the waiter")
+	}
+	r4() // after Notify: harmless
+	select {
+	case <-c1:
+		t.Fatal("a released wait from before was woken by a later Notify")
+	default:
+	}
+	if s.Len() != 0 {
+		t.Fatalf("%d keys at the end, want 0", s.Len())
+	}
+}

@@ -160,8 +160,8 @@ func (s *Server) complete(w http.ResponseWriter, r *http.Request) error {
 	if err := readJSON(w, r, &req); err != nil {
 		return err
 	}
-	if len(req.Log) > api.MaxLogAppend || req.LogOffset < 0 {
-		return badRequest("complete: the log tail must be at most %d bytes at a byte offset", api.MaxLogAppend)
+	if len(req.Log) > api.MaxCompleteLog || req.LogOffset < 0 {
+		return badRequest("complete: the log tail must be at most %d bytes at a byte offset", api.MaxCompleteLog)
 	}
 	err = s.sched.Complete(r.Context(), id, bearer(r), scheduler.Outcome{
 		Status: store.AttemptStatus(req.Status), ExitCode: req.ExitCode, FailureReason: req.FailureReason,

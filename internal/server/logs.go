@@ -180,8 +180,12 @@ func (s *Server) streamLog(w http.ResponseWriter, r *http.Request) error {
 	w.WriteHeader(http.StatusOK)
 	keepalive := time.NewTicker(15 * time.Second)
 	defer keepalive.Stop()
+	release := func() {}
+	defer func() { release() }()
 	for {
-		changed := s.sched.Changes(j.PipelineID)
+		release() // the previous round's wait
+		var changed <-chan struct{}
+		changed, release = s.sched.Changes(j.PipelineID)
 		job, attempts, err := s.jobAttempts(r.Context(), id)
 		if err != nil {
 			return nil // the stream has started; end it

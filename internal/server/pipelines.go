@@ -215,8 +215,12 @@ func (s *Server) watchPipeline(w http.ResponseWriter, r *http.Request) error {
 	}
 	timer := time.NewTimer(wait)
 	defer timer.Stop()
+	release := func() {}
+	defer func() { release() }()
 	for {
-		changed := s.sched.Changes(id)
+		release() // the previous round's wait
+		var changed <-chan struct{}
+		changed, release = s.sched.Changes(id)
 		view, err := s.pipeline(r.Context(), id)
 		if err != nil {
 			return err
