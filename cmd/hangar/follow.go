@@ -99,18 +99,21 @@ func (c *cli) follow(ctx context.Context, id int64) int {
 			f.width = min(f.width, 40)
 		}
 		f.clearBar()
+		fresh, err := c.fetchLogs(watchCtx, f, p)
 		for _, j := range p.Jobs {
-			if err := c.printLogs(watchCtx, f, j); err != nil {
-				if ctx.Err() != nil && !canceled {
-					break // Ctrl-C while reading logs: the next watch cancels the pipeline
-				}
-				fmt.Fprintf(c.stderr, "hangar: log of job %s: %v\n", j.Name, err)
-				return exitTrouble
-			}
-			if f.status[j.ID] != j.Status {
+			f.printLogs(j, fresh) // what was read is printed, even on an error
+			if err == nil && f.status[j.ID] != j.Status {
 				f.status[j.ID] = j.Status
 				f.statusLine(j)
 			}
+		}
+		if err != nil {
+			if ctx.Err() != nil && !canceled {
+				continue // Ctrl-C while reading logs: the next watch cancels the pipeline
+			}
+			f.out.Flush()
+			fmt.Fprintf(c.stderr, "hangar: logs of pipeline %d: %v\n", id, err)
+			return exitTrouble
 		}
 		if final(p.Status) {
 			f.out.Flush()
@@ -142,32 +145,64 @@ func final(status string) bool {
 	return false
 }
 
-// printLogs prints what is new in a job's attempts' logs.
-func (c *cli) printLogs(ctx context.Context, f *follower, j api.Job) error {
-	for _, a := range j.Attempts {
-		cur := f.cursors[a.ID]
-		if cur == nil {
-			cur = &attemptCursor{}
-			f.cursors[a.ID] = cur
+// fetchLogs reads, in as few calls as it takes, every log byte the
+// pipeline's attempts hold beyond what was printed, and returns it by
+// attempt.
+func (c *cli) fetchLogs(ctx context.Context, f *follower, p api.Pipeline) (map[int64][]byte, error) {
+	got := map[int64][]byte{}
+	for {
+		var req api.LogsRequest
+		for _, j := range p.Jobs {
+			for _, a := range j.Attempts {
+				cur := f.cursor(a.ID)
+				if cur.offset < a.LogSize {
+					req.From = append(req.From, api.LogCursor{AttemptID: a.ID, Offset: cur.offset})
+				}
+			}
 		}
-		var buf bytes.Buffer
-		for cur.offset < a.LogSize {
-			path := fmt.Sprintf("/jobs/%d/attempts/%d/log?offset=%d", j.ID, a.Number, cur.offset)
-			if err := c.call(ctx, http.MethodGet, path, nil, &buf); err != nil {
-				return err
+		if len(req.From) == 0 {
+			return got, nil
+		}
+		var resp api.LogsResponse
+		if err := c.call(ctx, http.MethodPost, fmt.Sprintf("/pipelines/%d/logs", p.ID), req, &resp); err != nil {
+			return got, err
+		}
+		if len(resp.Pieces) == 0 {
+			return got, nil
+		}
+		for _, piece := range resp.Pieces {
+			cur := f.cursor(piece.AttemptID)
+			if piece.Offset != cur.offset {
+				continue // not what was asked: ask again
 			}
-			if buf.Len() == 0 {
-				break
-			}
-			cur.offset += int64(buf.Len())
-			f.lines(j.Name, cur, buf.Bytes())
+			got[piece.AttemptID] = append(got[piece.AttemptID], piece.Data...)
+			cur.offset += int64(len(piece.Data))
+		}
+	}
+}
+
+// cursor returns the attempt's cursor, making it on first use.
+func (f *follower) cursor(attemptID int64) *attemptCursor {
+	cur := f.cursors[attemptID]
+	if cur == nil {
+		cur = &attemptCursor{}
+		f.cursors[attemptID] = cur
+	}
+	return cur
+}
+
+// printLogs prints the job's new log bytes, line by line.
+func (f *follower) printLogs(j api.Job, fresh map[int64][]byte) {
+	for _, a := range j.Attempts {
+		cur := f.cursor(a.ID)
+		if b := fresh[a.ID]; len(b) > 0 {
+			f.lines(j.Name, cur, b)
 		}
 		if a.Status != "running" && len(cur.partial) > 0 && cur.offset >= a.LogSize {
 			f.line(j.Name, cur.partial)
 			cur.partial = nil
 		}
 	}
-	return nil
 }
 
 // lines prints the complete lines of b, keeping an unfinished last line.

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"sync/atomic"
@@ -27,8 +28,9 @@ func TestFollowCancelsWhenInterruptedReadingLogs(t *testing.T) {
 		}
 		json.NewEncoder(w).Encode(p)
 	})
-	mux.HandleFunc("GET /api/v1/jobs/1/attempts/1/log", func(w http.ResponseWriter, r *http.Request) {
-		interrupt() // Ctrl-C now
+	mux.HandleFunc("POST /api/v1/pipelines/1/logs", func(w http.ResponseWriter, r *http.Request) {
+		io.Copy(io.Discard, r.Body) // else the server does not notice the client leave
+		interrupt()                 // Ctrl-C now
 		<-r.Context().Done()
 	})
 	mux.HandleFunc("POST /api/v1/pipelines/1/cancel", func(w http.ResponseWriter, r *http.Request) {

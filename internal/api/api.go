@@ -231,6 +231,34 @@ type Agent struct {
 	LastSeenAt  time.Time `json:"last_seen_at"`
 }
 
+// LogsRequest asks for the log bytes of a pipeline's attempts from the
+// offsets given (POST /pipelines/{id}/logs).
+type LogsRequest struct {
+	From []LogCursor `json:"from"`
+}
+
+// LogCursor is a place in an attempt's log.
+type LogCursor struct {
+	AttemptID int64 `json:"attempt_id"`
+	Offset    int64 `json:"offset"`
+}
+
+// LogsResponse holds log pieces, in the order asked, at most MaxLogsResponse
+// bytes in all: ask again from where they end for the rest.
+type LogsResponse struct {
+	Pieces []LogPiece `json:"pieces"`
+}
+
+// LogPiece is bytes of one attempt's log from Offset.
+type LogPiece struct {
+	AttemptID int64  `json:"attempt_id"`
+	Offset    int64  `json:"offset"`
+	Data      []byte `json:"data"`
+}
+
+// MaxLogsResponse bounds the log bytes of one LogsResponse.
+const MaxLogsResponse = 1 << 20
+
 // LogEvent is the data of one "log" event of a log stream.
 type LogEvent struct {
 	Attempt int    `json:"attempt"`

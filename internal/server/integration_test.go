@@ -209,6 +209,19 @@ deploy:
 			t.Errorf("%s log: want set -e to stop before 'unreachable' and after_script to run:\n%s", name, log)
 		}
 	}
+	// All of a pipeline's new log bytes in one call, from given offsets.
+	var logs api.LogsResponse
+	from := []api.LogCursor{{AttemptID: build.Attempts[0].ID, Offset: 5}}
+	if _, err := e.client.Do(e.ctx, "POST", fmt.Sprintf("/pipelines/%d/logs", p.ID), apiToken, api.LogsRequest{From: from}, &logs); err != nil {
+		t.Fatal(err)
+	}
+	if len(logs.Pieces) != 1 || string(logs.Pieces[0].Data) != log[5:] {
+		t.Errorf("pipeline logs from offset 5: %+v, want the build log from byte 5", logs.Pieces)
+	}
+	_, err := e.client.Do(e.ctx, "POST", fmt.Sprintf("/pipelines/%d/logs", p.ID+1), apiToken, api.LogsRequest{From: from}, &logs)
+	if api.StatusCode(err) != http.StatusNotFound {
+		t.Errorf("logs of a missing pipeline: %v, want 404", err)
+	}
 	if d := jobNamed(t, p, "deploy"); d.Status != "skipped" {
 		t.Errorf("deploy is %s, want skipped", d.Status)
 	}

@@ -134,6 +134,60 @@ func (s *Server) attemptLog(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
+// pipelineLogs serves the log bytes of several of a pipeline's attempts at
+// once, from the offsets asked: one call for what a whole pipeline wrote
+// since the caller last looked.
+func (s *Server) pipelineLogs(w http.ResponseWriter, r *http.Request) error {
+	id, err := pathID(r, "id")
+	if err != nil {
+		return err
+	}
+	var req api.LogsRequest
+	if err := readJSON(w, r, &req); err != nil {
+		return err
+	}
+	out := api.LogsResponse{Pieces: []api.LogPiece{}}
+	err = s.store.Read(r.Context(), func(tx store.Tx) error {
+		if _, err := tx.Pipelines().Get(r.Context(), id); err != nil {
+			return err
+		}
+		attempts, err := tx.Jobs().ListAttemptsOfPipeline(r.Context(), id)
+		if err != nil {
+			return err
+		}
+		mine := make(map[int64]bool, len(attempts))
+		for _, a := range attempts {
+			mine[a.ID] = true
+		}
+		budget := api.MaxLogsResponse
+		for _, c := range req.From {
+			if !mine[c.AttemptID] {
+				return badRequest("attempt %d is not one of pipeline %d's", c.AttemptID, id)
+			}
+			if c.Offset < 0 {
+				return badRequest("offset %d of attempt %d is negative", c.Offset, c.AttemptID)
+			}
+			if budget == 0 {
+				break
+			}
+			b, err := tx.Logs().Read(r.Context(), c.AttemptID, c.Offset, budget)
+			if err != nil {
+				return err
+			}
+			if len(b) > 0 {
+				budget -= len(b)
+				out.Pieces = append(out.Pieces, api.LogPiece{AttemptID: c.AttemptID, Offset: c.Offset, Data: b})
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, out)
+	return nil
+}
+
 // logCursor is where a log stream stands: attempt number and byte offset.
 type logCursor struct {
 	attempt int

@@ -84,6 +84,7 @@ func (s *Server) routes() {
 	s.mux.Handle("GET "+p+"/pipelines/{id}", user(s.getPipeline))
 	s.mux.Handle("GET "+p+"/pipelines/{id}/watch", user(s.watchPipeline))
 	s.mux.Handle("POST "+p+"/pipelines/{id}/cancel", user(s.cancelPipeline))
+	s.mux.Handle("POST "+p+"/pipelines/{id}/logs", user(s.pipelineLogs))
 	s.mux.Handle("GET "+p+"/jobs/{id}", user(s.getJob))
 	s.mux.Handle("POST "+p+"/jobs/{id}/cancel", user(s.jobAction(s.sched.CancelJob)))
 	s.mux.Handle("POST "+p+"/jobs/{id}/retry", user(s.jobAction(s.sched.RetryJob)))
