@@ -145,9 +145,9 @@ func final(status string) bool {
 	return false
 }
 
-// fetchLogs reads, in as few calls as it takes, every log byte the
-// pipeline's attempts hold beyond what was printed, and returns it by
-// attempt.
+// fetchLogs reads every log byte the pipeline's attempts hold beyond what
+// was printed, and returns it by attempt: the small amounts of many
+// attempts in one call, a big one raw (no base64) on its own.
 func (c *cli) fetchLogs(ctx context.Context, f *follower, p api.Pipeline) (map[int64][]byte, error) {
 	got := map[int64][]byte{}
 	for {
@@ -155,7 +155,12 @@ func (c *cli) fetchLogs(ctx context.Context, f *follower, p api.Pipeline) (map[i
 		for _, j := range p.Jobs {
 			for _, a := range j.Attempts {
 				cur := f.cursor(a.ID)
-				if cur.offset < a.LogSize {
+				switch behind := a.LogSize - cur.offset; {
+				case behind > bigLog:
+					if err := c.fetchRaw(ctx, f, j, a, got); err != nil {
+						return got, err
+					}
+				case behind > 0:
 					req.From = append(req.From, api.LogCursor{AttemptID: a.ID, Offset: cur.offset})
 				}
 			}
@@ -179,6 +184,27 @@ func (c *cli) fetchLogs(ctx context.Context, f *follower, p api.Pipeline) (map[i
 			cur.offset += int64(len(piece.Data))
 		}
 	}
+}
+
+// bigLog is how far behind an attempt's log must be to be read on its own.
+const bigLog = 64 << 10
+
+// fetchRaw reads one attempt's log up to its size as the watch saw it.
+func (c *cli) fetchRaw(ctx context.Context, f *follower, j api.Job, a api.Attempt, got map[int64][]byte) error {
+	cur := f.cursor(a.ID)
+	var buf bytes.Buffer
+	for cur.offset < a.LogSize {
+		path := fmt.Sprintf("/jobs/%d/attempts/%d/log?offset=%d", j.ID, a.Number, cur.offset)
+		if err := c.call(ctx, http.MethodGet, path, nil, &buf); err != nil {
+			return err
+		}
+		if buf.Len() == 0 {
+			return nil
+		}
+		got[a.ID] = append(got[a.ID], buf.Bytes()...)
+		cur.offset += int64(buf.Len())
+	}
+	return nil
 }
 
 // cursor returns the attempt's cursor, making it on first use.
