@@ -140,7 +140,10 @@ type SourceResponse struct {
 // CreatePipelineRequest creates a pipeline in a project from an uploaded
 // source archive.
 type CreatePipelineRequest struct {
-	Archive string `json:"archive"`
+	// Archive is an uploaded source snapshot; or Git names a commit of a
+	// repository the server fetches. One of the two.
+	Archive string     `json:"archive,omitempty"`
+	Git     *GitSource `json:"git,omitempty"`
 	// File is the pipeline file's path in the archive (.gitlab-ci.yml).
 	File string `json:"file,omitempty"`
 	// Source is the event: push (default), web, api, schedule, …
@@ -155,6 +158,14 @@ type CreatePipelineRequest struct {
 	Changed []string `json:"changed,omitempty"`
 	// MergeRequest is set for a merge request pipeline.
 	MergeRequest *MergeRequest `json:"merge_request,omitempty"`
+}
+
+// GitSource is a commit of a git repository.
+type GitSource struct {
+	// URL is what git fetches from: https://…, ssh://…, file://…
+	URL string `json:"url"`
+	// Commit is the commit's ID (full, or abbreviated).
+	Commit string `json:"commit"`
 }
 
 // MergeRequest describes the merge request a pipeline runs for.

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -469,5 +470,52 @@ job:
 		if a.Name == "leaving" {
 			t.Errorf("the stopped agent is still listed as %s", a.Status)
 		}
+	}
+}
+
+func TestPipelineFromGitCommit(t *testing.T) {
+	if _, err := exec.LookPath("git"); err != nil {
+		t.Skip("git is not on PATH")
+	}
+	e := newEnv(t, 5*time.Second)
+	e.startAgent("one", nil)
+	repo := t.TempDir()
+	gitIn := func(args ...string) string {
+		t.Helper()
+		cmd := exec.Command("git", append([]string{"-C", repo}, args...)...)
+		cmd.Env = append(os.Environ(), "GIT_CONFIG_GLOBAL="+os.DevNull, "GIT_CONFIG_NOSYSTEM=1",
+			"GIT_AUTHOR_NAME=t", "GIT_AUTHOR_EMAIL=t@example.com", "GIT_COMMITTER_NAME=t", "GIT_COMMITTER_EMAIL=t@example.com")
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("git %v: %v\n%s", args, err, out)
+		}
+		return strings.TrimSpace(string(out))
+	}
+	gitIn("init", "-q", "-b", "main")
+	os.WriteFile(filepath.Join(repo, ".gitlab-ci.yml"), []byte("show: {script: [cat version.txt]}\n"), 0o644)
+	os.WriteFile(filepath.Join(repo, "version.txt"), []byte("version one\n"), 0o644)
+	gitIn("add", "-A")
+	gitIn("commit", "-q", "-m", "one")
+	commit := gitIn("rev-parse", "HEAD")
+	os.WriteFile(filepath.Join(repo, "version.txt"), []byte("version two\n"), 0o644)
+	gitIn("commit", "-q", "-am", "two")
+
+	var p api.Pipeline
+	req := api.CreatePipelineRequest{Git: &api.GitSource{URL: "file://" + repo, Commit: commit}}
+	if _, err := e.client.Do(e.ctx, "POST", "/projects/demo/pipelines", apiToken, req, &p); err != nil {
+		t.Fatal(err)
+	}
+	if p.SHA != commit {
+		t.Errorf("pipeline SHA %q, want the commit %q", p.SHA, commit)
+	}
+	p = e.wait(p.ID, 30*time.Second)
+	if log := e.jobLog(p.Jobs[0].ID); p.Status != "success" || !strings.Contains(log, "version one") {
+		t.Errorf("pipeline %s; log:\n%s\nwant success with the first commit's file", p.Status, log)
+	}
+
+	req.Git.Commit = strings.Repeat("0", 40)
+	_, err := e.client.Do(e.ctx, "POST", "/projects/demo/pipelines", apiToken, req, nil)
+	if api.StatusCode(err) != http.StatusUnprocessableEntity {
+		t.Errorf("an unknown commit: %v, want 422", err)
 	}
 }

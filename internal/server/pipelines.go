@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"hash/fnv"
+	"io"
 	"io/fs"
 	"net/http"
 	"strconv"
@@ -45,8 +46,20 @@ func (s *Server) createPipeline(w http.ResponseWriter, r *http.Request) error {
 	if err := readJSON(w, r, &req); err != nil {
 		return err
 	}
-	if req.Archive == "" {
-		return badRequest("create pipeline: archive is empty; upload the source first (POST %s/sources)", api.Prefix)
+	switch {
+	case req.Archive != "" && req.Git != nil:
+		return badRequest("create pipeline: give an archive or a git commit, not both")
+	case req.Git != nil:
+		digest, err := s.fetchGit(r.Context(), req.Git)
+		if err != nil {
+			return err
+		}
+		req.Archive = digest
+		if req.SHA == "" {
+			req.SHA = req.Git.Commit
+		}
+	case req.Archive == "":
+		return badRequest("create pipeline: no source: upload an archive first (POST %s/sources) or name a git commit", api.Prefix)
 	}
 	if req.File == "" {
 		req.File = ".gitlab-ci.yml"
@@ -119,6 +132,23 @@ func (s *Server) createPipeline(w http.ResponseWriter, r *http.Request) error {
 	}
 	writeJSON(w, http.StatusCreated, view)
 	return nil
+}
+
+// fetchGit snapshots a commit of a git repository into the blob store.
+func (s *Server) fetchGit(ctx context.Context, g *api.GitSource) (string, error) {
+	pr, pw := io.Pipe()
+	go func() { pw.CloseWithError(source.FromGit(ctx, g.URL, g.Commit, pw)) }()
+	digest, _, err := s.cfg.Blobs.Put(ctx, pr, s.cfg.MaxArchiveBytes)
+	pr.CloseWithError(err) // stop the snapshot if Put gave up
+	switch {
+	case errors.Is(err, source.ErrGit):
+		return "", &httpError{http.StatusUnprocessableEntity, err.Error()}
+	case errors.Is(err, source.ErrTooLarge):
+		return "", &httpError{http.StatusRequestEntityTooLarge, fmt.Sprintf("the commit's tree is larger than %d bytes", s.cfg.MaxArchiveBytes)}
+	case err != nil:
+		return "", fmt.Errorf("snapshot %s at %s: %w", g.URL, g.Commit, err)
+	}
+	return digest, nil
 }
 
 // archiveFS opens an uploaded archive as a file system.
