@@ -380,12 +380,7 @@ func (s *Server) cancelPipeline(w http.ResponseWriter, r *http.Request) error {
 	if err := s.sched.CancelPipeline(r.Context(), id); err != nil {
 		return err
 	}
-	view, err := s.pipeline(r.Context(), id)
-	if err != nil {
-		return err
-	}
-	writeJSON(w, http.StatusOK, view)
-	return nil
+	return s.getPipeline(w, r)
 }
 
 func (s *Server) getJob(w http.ResponseWriter, r *http.Request) error {
