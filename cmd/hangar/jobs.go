@@ -185,3 +185,37 @@ func runCancel(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	fmt.Fprintf(stdout, "pipeline %d: %s\n", p.ID, p.Status)
 	return exitOK
 }
+
+// jobCommand returns a command that does one action to a job (retry, play)
+// through POST /jobs/{id}/ACTION.
+func jobCommand(action, help string) func(context.Context, []string, io.Writer, io.Writer) int {
+	return func(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+		var sf serverFlags
+		fs := flag.NewFlagSet(action, flag.ContinueOnError)
+		fs.SetOutput(stderr)
+		sf.register(fs)
+		fs.Usage = func() {
+			fmt.Fprintf(stderr, "Usage: hangar %s [flags] JOB\n\n%s\n\nFlags:\n", action, help)
+			fs.PrintDefaults()
+		}
+		if code := parseFlags(fs, args); code >= 0 {
+			return code
+		}
+		id, ok := oneID(fs, "job", stderr)
+		if !ok {
+			return exitUsage
+		}
+		var j api.Job
+		_, err := sf.cli(stdout, stderr).client.Do(ctx, http.MethodPost, fmt.Sprintf("/jobs/%d/%s", id, action), sf.token, nil, &j)
+		if api.StatusCode(err) == http.StatusConflict {
+			fmt.Fprintf(stderr, "hangar %s: %v\n", action, err)
+			return exitFailed
+		}
+		if err != nil {
+			fmt.Fprintf(stderr, "hangar %s: %v\n", action, err)
+			return exitTrouble
+		}
+		fmt.Fprintf(stdout, "job %d (%s): %s\n", j.ID, j.Name, j.Status)
+		return exitOK
+	}
+}

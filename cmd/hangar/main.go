@@ -37,6 +37,8 @@ func commands() []command {
 		{"agent", "run jobs for a server", runAgent},
 		{"logs", "print (or follow) a job's log", runLogs},
 		{"cancel", "cancel a pipeline", runCancel},
+		{"retry", "run a finished job again", jobCommand("retry", "Run a finished job again; the jobs skipped because of it are reconsidered.")},
+		{"play", "start a manual job", jobCommand("play", "Start a manual job (when: manual).")},
 	}
 }
 
