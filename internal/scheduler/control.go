@@ -263,6 +263,9 @@ func (s *Scheduler) Run(ctx context.Context) error {
 	if err := s.renewLeases(ctx); err != nil {
 		return err
 	}
+	if err := s.wakeDelayed(ctx); err != nil {
+		return err
+	}
 	tick := min(time.Second, s.cfg.LeaseTimeout/4)
 	t := time.NewTicker(tick)
 	defer t.Stop()
@@ -321,12 +324,23 @@ func (s *Scheduler) renewLeases(ctx context.Context) error {
 	return nil
 }
 
+// wakeDelayed sets the wake-ups of the delayed jobs that are not due yet
+// (settle sets them as jobs get delayed; this is for a restarted server).
+func (s *Scheduler) wakeDelayed(ctx context.Context) error {
+	return s.store.Read(ctx, func(tx store.Tx) error {
+		pending, err := tx.Jobs().ListByStatus(ctx, store.JobPending, 0)
+		for _, j := range pending {
+			s.wakeAt(j.RunAfter)
+		}
+		return err
+	})
+}
+
 // Tick does one round of upkeep.
 func (s *Scheduler) Tick(ctx context.Context) error {
 	now := s.now()
 	var (
 		expired []*store.Attempt
-		due     bool
 		silent  []*store.Agent
 	)
 	err := s.store.Read(ctx, func(tx store.Tx) error {
@@ -343,13 +357,7 @@ func (s *Scheduler) Tick(ctx context.Context) error {
 				silent = append(silent, a)
 			}
 		}
-		pending, err := tx.Jobs().ListByStatus(ctx, store.JobPending, 1000)
-		for _, j := range pending {
-			if !j.RunAfter.IsZero() && !j.RunAfter.After(now) && j.RunAfter.After(now.Add(-2*time.Second)) {
-				due = true
-			}
-		}
-		return err
+		return nil
 	})
 	if err != nil {
 		return fmt.Errorf("scheduler upkeep: %w", err)
@@ -382,9 +390,6 @@ func (s *Scheduler) Tick(ctx context.Context) error {
 			return fmt.Errorf("mark agent %d gone: %w", a.ID, err)
 		}
 		s.log.LogAttrs(ctx, slog.LevelWarn, "agent silent, marked gone", slog.Int64("agent_id", a.ID))
-	}
-	if due {
-		s.pending.Notify()
 	}
 	return nil
 }

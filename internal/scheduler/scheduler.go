@@ -185,6 +185,7 @@ func (s *Scheduler) settle(ctx context.Context, tx store.Tx, pipelineID int64, n
 				return false, err
 			}
 			j.RunAfter = now.Add(full.Spec.StartIn)
+			s.wakeAt(j.RunAfter)
 		}
 		if j.Status == store.JobPending {
 			woke = true
@@ -275,6 +276,15 @@ func quoteList(s []string) string {
 		out += fmt.Sprintf("%q", v)
 	}
 	return out
+}
+
+// wakeAt wakes waiting claimers at t, when a delayed job comes due. (A
+// wake-up for a transaction that then rolls back only makes claimers look
+// once more.)
+func (s *Scheduler) wakeAt(t time.Time) {
+	if d := t.Sub(s.now()); d > 0 {
+		time.AfterFunc(d, s.pending.Notify)
+	}
 }
 
 // afterCommit signals what a committed transaction changed.

@@ -519,3 +519,39 @@ func TestReleaseDoesNotCountAsLost(t *testing.T) {
 		t.Errorf("job %s, %d lost of %d attempts; want success, 0 lost of 4", j.Status, j.LostAttempts, j.Attempts)
 	}
 }
+
+func TestDelayedJobWakesAWaitingClaim(t *testing.T) {
+	st, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "hangar.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	s := scheduler.New(st, scheduler.Config{}) // the real clock: the wake-up is a real timer
+	cfg, err := pipeline.Parse(".gitlab-ci.yml", []byte("later: {script: [x], when: delayed, start_in: 1 second}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	plan, err := cfg.Plan(pipeline.Context{Source: pipeline.SourcePush, Branch: "main", DefaultBranch: "main"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, _, err := s.RegisterAgent(context.Background(), "a", nil, "test", 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	if _, err := s.Create(context.Background(), scheduler.NewPipeline{Project: "p", Plan: plan}); err != nil {
+		t.Fatal(err)
+	}
+	if as, _ := s.Claim(context.Background(), a); as != nil {
+		t.Fatal("a delayed job was claimed before its time")
+	}
+	as, err := s.WaitClaim(context.Background(), a, 30*time.Second)
+	took := time.Since(start)
+	if err != nil || as == nil {
+		t.Fatalf("WaitClaim = %v, %v; want the delayed job", as, err)
+	}
+	if took < time.Second || took > 10*time.Second {
+		t.Errorf("the delayed job was claimed after %v, want about 1 s", took)
+	}
+}
