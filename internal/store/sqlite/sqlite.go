@@ -409,7 +409,7 @@ func (t tx) query(ctx context.Context, query string, args ...any) (*sql.Rows, er
 	return t.q.QueryContext(ctx, query, args...)
 }
 
-func (t tx) queryRow(ctx context.Context, query string, args ...any) rowScanner {
+func (t tx) queryRow(ctx context.Context, query string, args ...any) *sql.Row {
 	ctx = t.stmtCtx(ctx)
 	if st := t.stmts.get(query); st != nil {
 		return t.q.StmtContext(ctx, st).QueryRowContext(ctx, args...)
@@ -424,14 +424,6 @@ func (t tx) exec(ctx context.Context, query string, args ...any) (sql.Result, er
 	}
 	return t.q.ExecContext(ctx, query, args...)
 }
-
-// rowScanner is a *sql.Row, or an errRow when the statement could not be
-// prepared.
-type rowScanner interface{ Scan(dest ...any) error }
-
-type errRow struct{ err error }
-
-func (r errRow) Scan(...any) error { return r.err }
 
 // stmtCache holds the statements prepared on one *sql.DB, by their SQL.
 // database/sql prepares each on a connection the first time a
