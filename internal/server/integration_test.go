@@ -439,13 +439,14 @@ func TestAgentDrainsOnStop(t *testing.T) {
 job:
   script: ["echo attempt $HANGAR_ATTEMPT", "sleep 2", "echo done"]
 `})
-	// Wait until the job runs on the first agent, then stop it: the job is
-	// handed back at once and a second agent finishes it.
+	// Wait until the job's script runs on the first agent (its first line
+	// is in the log), then stop it: the job is handed back at once and a
+	// second agent finishes it.
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		var cur api.Pipeline
 		e.client.Do(e.ctx, "GET", fmt.Sprintf("/pipelines/%d", p.ID), apiToken, nil, &cur)
-		if cur.Jobs[0].Status == "running" {
+		if cur.Jobs[0].Status == "running" && strings.Contains(e.jobLog(cur.Jobs[0].ID), "\nattempt 1\n") {
 			break
 		}
 		if time.Now().After(deadline) {
