@@ -51,7 +51,8 @@ func runRun(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 Run the pipeline of DIR (default .) now: plan DIR/.gitlab-ci.yml, start an
 embedded server and agents (or use --server), run every job with bash in a
 fresh copy of DIR's files (tracked and untracked, not ignored), print each
-job's log lines prefixed with its name, and end with a summary.
+job's log lines prefixed with its name, and end with a summary. The run is
+a push of the checked-out branch unless the flags say otherwise.
 
 Exit status: 0 the pipeline succeeded, 1 it failed or was canceled, 2 bad
 usage or a pipeline file with errors, 3 trouble (the server cannot be
