@@ -49,25 +49,38 @@ func oneID(fs *flag.FlagSet, what string, stderr io.Writer) (int64, bool) {
 	return id, true
 }
 
-func runLogs(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	var (
-		sf     serverFlags
-		follow bool
-	)
-	fs := flag.NewFlagSet("logs", flag.ContinueOnError)
+// idCommand parses the command line of a command that talks to a server
+// about one pipeline or job: the server flags, any flags extra adds, and one
+// ID argument. code is -1 when the command should go on.
+func idCommand(name, usage, help, what string, args []string, stderr io.Writer, extra func(*flag.FlagSet)) (sf serverFlags, id int64, code int) {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	sf.register(fs)
-	fs.BoolVar(&follow, "f", false, "follow: keep printing as the job writes, until it finishes")
+	if extra != nil {
+		extra(fs)
+	}
 	fs.Usage = func() {
-		fmt.Fprintf(stderr, "Usage: hangar logs [-f] [flags] JOB\n\nPrint a job's log: every attempt, in order.\n\nFlags:\n")
+		fmt.Fprintf(stderr, "Usage: hangar %s\n\n%s\n\nFlags:\n", usage, help)
 		fs.PrintDefaults()
 	}
 	if code := parseFlags(fs, args); code >= 0 {
-		return code
+		return sf, 0, code
 	}
-	id, ok := oneID(fs, "job", stderr)
+	id, ok := oneID(fs, what, stderr)
 	if !ok {
-		return exitUsage
+		return sf, 0, exitUsage
+	}
+	return sf, id, -1
+}
+
+func runLogs(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	var follow bool
+	sf, id, code := idCommand("logs", "logs [-f] [flags] JOB", "Print a job's log: every attempt, in order.", "job", args, stderr,
+		func(fs *flag.FlagSet) {
+			fs.BoolVar(&follow, "f", false, "follow: keep printing as the job writes, until it finishes")
+		})
+	if code >= 0 {
+		return code
 	}
 	c := sf.cli(stdout, stderr)
 	if !follow {
@@ -162,20 +175,10 @@ func (c *cli) streamOnce(ctx context.Context, jobID int64, w io.Writer, last *st
 }
 
 func runCancel(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	var sf serverFlags
-	fs := flag.NewFlagSet("cancel", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	sf.register(fs)
-	fs.Usage = func() {
-		fmt.Fprintf(stderr, "Usage: hangar cancel [flags] PIPELINE\n\nCancel a pipeline: waiting jobs are canceled at once, running ones at their\nagent's next heartbeat.\n\nFlags:\n")
-		fs.PrintDefaults()
-	}
-	if code := parseFlags(fs, args); code >= 0 {
+	sf, id, code := idCommand("cancel", "cancel [flags] PIPELINE",
+		"Cancel a pipeline: waiting jobs are canceled at once, running ones at their\nagent's next heartbeat.", "pipeline", args, stderr, nil)
+	if code >= 0 {
 		return code
-	}
-	id, ok := oneID(fs, "pipeline", stderr)
-	if !ok {
-		return exitUsage
 	}
 	var p api.Pipeline
 	if _, err := sf.cli(stdout, stderr).client.Do(ctx, http.MethodPost, fmt.Sprintf("/pipelines/%d/cancel", id), sf.token, nil, &p); err != nil {
@@ -190,20 +193,9 @@ func runCancel(ctx context.Context, args []string, stdout, stderr io.Writer) int
 // through POST /jobs/{id}/ACTION.
 func jobCommand(action, help string) func(context.Context, []string, io.Writer, io.Writer) int {
 	return func(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-		var sf serverFlags
-		fs := flag.NewFlagSet(action, flag.ContinueOnError)
-		fs.SetOutput(stderr)
-		sf.register(fs)
-		fs.Usage = func() {
-			fmt.Fprintf(stderr, "Usage: hangar %s [flags] JOB\n\n%s\n\nFlags:\n", action, help)
-			fs.PrintDefaults()
-		}
-		if code := parseFlags(fs, args); code >= 0 {
+		sf, id, code := idCommand(action, action+" [flags] JOB", help, "job", args, stderr, nil)
+		if code >= 0 {
 			return code
-		}
-		id, ok := oneID(fs, "job", stderr)
-		if !ok {
-			return exitUsage
 		}
 		var j api.Job
 		_, err := sf.cli(stdout, stderr).client.Do(ctx, http.MethodPost, fmt.Sprintf("/jobs/%d/%s", id, action), sf.token, nil, &j)

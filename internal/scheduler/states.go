@@ -125,38 +125,18 @@ func advance(jobs []*store.Job, now time.Time) []*store.Job {
 // back only by manual jobs that may not fail leave it finished, as do
 // manual jobs nobody played.
 func pipelineStatus(jobs []*store.Job) store.PipelineStatus {
-	if len(jobs) == 0 {
-		return store.PipelineSkipped
-	}
-	var failed, canceled, ran bool
+	c := store.JobCounts{ByStatus: map[store.JobStatus]int{}}
 	for _, j := range jobs {
-		switch j.Status {
-		case store.JobPending, store.JobRunning:
-			return store.PipelineRunning
-		case store.JobFailed:
-			ran = true
-			if !j.AllowFailure {
-				failed = true
-			}
-		case store.JobCanceled:
-			canceled = true
-		case store.JobSuccess:
-			ran = true
+		c.ByStatus[j.Status]++
+		if j.Status == store.JobFailed && !j.AllowFailure {
+			c.FailedBlocking++
 		}
 	}
-	switch {
-	case failed:
-		return store.PipelineFailed
-	case canceled:
-		return store.PipelineCanceled
-	case !ran && allSkipped(jobs):
-		return store.PipelineSkipped
-	}
-	return store.PipelineSuccess
+	return countedStatus(c)
 }
 
-// countedStatus is pipelineStatus computed from a pipeline's job counts,
-// for when no job is created (nothing can move): the same answer without
+// countedStatus is the status a pipeline's job counts give it; settle
+// uses it alone when no job is created (nothing can move), without
 // reading every job.
 func countedStatus(c store.JobCounts) store.PipelineStatus {
 	n := 0
@@ -176,15 +156,6 @@ func countedStatus(c store.JobCounts) store.PipelineStatus {
 		return store.PipelineSkipped
 	}
 	return store.PipelineSuccess
-}
-
-func allSkipped(jobs []*store.Job) bool {
-	for _, j := range jobs {
-		if j.Status != store.JobSkipped {
-			return false
-		}
-	}
-	return true
 }
 
 // retryable reports whether the pipeline's retry: lets a failed attempt be
