@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/hangar-ci/hangar/internal/pipeline"
+	"github.com/hangar-ci/hangar/internal/store"
 )
 
 // Prefix is the path every call of this version of the API starts with.
@@ -85,11 +86,38 @@ type Assignment struct {
 	Script       []string   `json:"script"`
 	AfterScript  []string   `json:"after_script,omitempty"`
 	Variables    []Variable `json:"variables"`
-	Image        string     `json:"image,omitempty"`
+	// Image is the image to run the job in; nil means the executor's
+	// default.
+	Image    *Image    `json:"image,omitempty"`
+	Services []Service `json:"services,omitempty"`
+	// Artifacts says which files to upload after the job; nil means none.
+	Artifacts *Artifacts `json:"artifacts,omitempty"`
+	Caches    []Cache    `json:"caches,omitempty"`
+	// Dependencies are the artifacts of earlier jobs to download into the
+	// workspace before the job runs, in order (a later one wins).
+	Dependencies []ArtifactRef `json:"dependencies,omitempty"`
 	// TimeoutSeconds bounds before_script + script.
 	TimeoutSeconds float64 `json:"timeout_seconds"`
 	// LeaseSeconds is how long the attempt lives without a heartbeat.
 	LeaseSeconds float64 `json:"lease_seconds"`
+}
+
+// The job specification's parts travel as the store holds them.
+type (
+	Image     = store.ImageSpec
+	Service   = store.ServiceSpec
+	Artifacts = store.ArtifactsSpec
+	Cache     = store.CacheSpec
+)
+
+// ArtifactRef names the artifacts archive of one job, as an attempt that
+// depends on the job downloads it: GET /attempts/{id}/artifacts/{job_id}.
+type ArtifactRef struct {
+	JobID   int64  `json:"job_id"`
+	JobName string `json:"job_name"`
+	// Size is the archive's size in bytes and Digest its sha256.
+	Size   int64  `json:"size"`
+	Digest string `json:"digest"`
 }
 
 // Health is what an agent reports about its machine.

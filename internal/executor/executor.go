@@ -23,9 +23,16 @@ type Job struct {
 	// precedence order (a later one wins). Values reach the steps verbatim:
 	// executors do not expand them.
 	Variables []store.Variable
-	// Image is the container image to run the steps in; the shell executor
-	// ignores it.
-	Image string
+	// Image is the container image to run the steps in, nil for the
+	// executor's default; the shell executor ignores it.
+	Image *store.ImageSpec
+	// Services are containers to start beside the job's and reach by name;
+	// the shell executor ignores them.
+	Services []store.ServiceSpec
+	// Labels name the attempt on everything the executor creates outside
+	// the workspace (containers, networks), so that what a crashed agent
+	// left behind can be found and removed.
+	Labels map[string]string
 }
 
 // Step is one phase of an attempt. For a GitLab job, before_script and

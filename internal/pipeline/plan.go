@@ -122,6 +122,13 @@ func (j *PlannedJob) Var(name string) (string, bool) {
 	return "", false
 }
 
+// Expand replaces $VAR and ${VAR} in text with the values of the job's
+// variables, as GitLab does for image names, artifact paths and cache keys;
+// unknown references are left as written.
+func (j *PlannedJob) Expand(text string) string {
+	return expandWith(text, j.Var)
+}
+
 // Plan decides which jobs a pipeline run for ctx holds. The error, an
 // ErrorList, reports needs that cannot be met in this run.
 func (c *Config) Plan(ctx Context) (*Plan, error) {

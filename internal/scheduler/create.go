@@ -95,9 +95,10 @@ func (s *Scheduler) job(pipelineID int64, stages []string, pj *pipeline.PlannedJ
 	if spec.Timeout <= 0 {
 		spec.Timeout = s.cfg.JobTimeout
 	}
-	if def.Image != nil {
-		spec.Image = def.Image.Name
-	}
+	spec.Image, spec.Services = containerSpecs(pj)
+	spec.Artifacts = artifactsSpec(pj)
+	spec.Caches = cacheSpecs(pj)
+	spec.Dependencies = pj.Dependencies
 	for _, v := range pj.Variables {
 		spec.Variables = append(spec.Variables, store.Variable{Name: v.Name, Value: v.Value, Masked: masked[v.Name]})
 	}
@@ -110,4 +111,75 @@ func (s *Scheduler) job(pipelineID int64, stages []string, pj *pipeline.PlannedJ
 		j.FinishedAt = now
 	}
 	return j
+}
+
+// imageSpec returns img with variables expanded, or nil when img is nil or
+// names no image.
+func imageSpec(pj *pipeline.PlannedJob, img *pipeline.Image) *store.ImageSpec {
+	if img == nil || pj.Expand(img.Name) == "" {
+		return nil
+	}
+	return &store.ImageSpec{
+		Name: pj.Expand(img.Name), Entrypoint: img.Entrypoint,
+		PullPolicy: img.PullPolicy, User: pj.Expand(img.User),
+	}
+}
+
+// containerSpecs returns the job's image and services.
+func containerSpecs(pj *pipeline.PlannedJob) (*store.ImageSpec, []store.ServiceSpec) {
+	def := pj.Job
+	var services []store.ServiceSpec
+	for _, sv := range def.Services {
+		img := imageSpec(pj, &sv.Image)
+		if img == nil {
+			continue
+		}
+		s := store.ServiceSpec{ImageSpec: *img, Alias: pj.Expand(sv.Alias), Command: sv.Command}
+		for _, v := range sv.Variables {
+			s.Variables = append(s.Variables, store.Variable{Name: v.Name, Value: pj.Expand(v.Value)})
+		}
+		services = append(services, s)
+	}
+	return imageSpec(pj, def.Image), services
+}
+
+// expandAll returns list with variables expanded in each entry.
+func expandAll(pj *pipeline.PlannedJob, list []string) []string {
+	if list == nil {
+		return nil
+	}
+	out := make([]string, len(list))
+	for i, s := range list {
+		out[i] = pj.Expand(s)
+	}
+	return out
+}
+
+// artifactsSpec returns the job's artifacts:, or nil when it keeps no
+// files (reports are not kept yet).
+func artifactsSpec(pj *pipeline.PlannedJob) *store.ArtifactsSpec {
+	a := pj.Job.Artifacts
+	if a == nil || (len(a.Paths) == 0 && !a.Untracked) {
+		return nil
+	}
+	return &store.ArtifactsSpec{
+		Paths: expandAll(pj, a.Paths), Exclude: expandAll(pj, a.Exclude), Name: pj.Expand(a.Name),
+		Untracked: a.Untracked, When: string(a.When), ExpireIn: a.ExpireIn, Never: a.Never,
+	}
+}
+
+// cacheSpecs returns the job's caches.
+func cacheSpecs(pj *pipeline.PlannedJob) []store.CacheSpec {
+	var out []store.CacheSpec
+	for _, c := range pj.Job.Cache {
+		if len(c.Paths) == 0 && !c.Untracked {
+			continue
+		}
+		out = append(out, store.CacheSpec{
+			Key: pj.Expand(c.Key), KeyFiles: expandAll(pj, c.KeyFiles), KeyPrefix: pj.Expand(c.KeyPrefix),
+			Paths: expandAll(pj, c.Paths), Untracked: c.Untracked, When: string(c.When), Policy: c.Policy,
+			FallbackKeys: expandAll(pj, c.FallbackKeys),
+		})
+	}
+	return out
 }

@@ -77,7 +77,8 @@ func assignment(as *scheduler.Assignment, lease time.Duration) api.Assignment {
 		AttemptID: as.Attempt.ID, Attempt: as.Attempt.Number, Token: as.Token,
 		JobID: j.ID, JobName: j.Name, Stage: j.Stage, PipelineID: as.Pipeline.ID, Project: as.Project,
 		Archive: as.Pipeline.Archive, BeforeScript: j.Spec.BeforeScript, Script: j.Spec.Script, AfterScript: j.Spec.AfterScript,
-		Image: j.Spec.Image, TimeoutSeconds: j.Spec.Timeout.Seconds(), LeaseSeconds: lease.Seconds(),
+		Image: j.Spec.Image, Services: j.Spec.Services, Artifacts: j.Spec.Artifacts, Caches: j.Spec.Caches,
+		TimeoutSeconds: j.Spec.Timeout.Seconds(), LeaseSeconds: lease.Seconds(),
 	}
 	for _, v := range as.Variables {
 		out.Variables = append(out.Variables, api.Variable{Name: v.Name, Value: v.Value, Masked: v.Masked})

@@ -313,7 +313,69 @@ type JobSpec struct {
 	// StartIn delays a when: delayed job once it is ready.
 	StartIn time.Duration `json:"start_in,omitempty"`
 	Retry   RetryPolicy   `json:"retry,omitzero"`
-	Image   string        `json:"image,omitempty"`
+	// Image is the container image the job runs in; nil means the
+	// executor's default.
+	Image *ImageSpec `json:"image,omitempty"`
+	// Services are containers started beside the job's.
+	Services []ServiceSpec `json:"services,omitempty"`
+	// Artifacts are the files the job keeps after it ends; nil means none.
+	Artifacts *ArtifactsSpec `json:"artifacts,omitempty"`
+	// Caches are the job's caches, restored before it and saved after.
+	Caches []CacheSpec `json:"caches,omitempty"`
+	// Dependencies names the jobs of the pipeline whose artifacts the job
+	// downloads before it runs.
+	Dependencies []string `json:"dependencies,omitempty"`
+}
+
+// ImageSpec is the image: of a job or a service, variables expanded.
+type ImageSpec struct {
+	Name string `json:"name"`
+	// Entrypoint overrides the image's entrypoint when not nil; [""]
+	// clears it.
+	Entrypoint []string `json:"entrypoint,omitempty"`
+	// PullPolicy lists the pull policies the job accepts, best first.
+	PullPolicy []string `json:"pull_policy,omitempty"`
+	// User is the user the container runs as, when not the image's.
+	User string `json:"user,omitempty"`
+}
+
+// ServiceSpec is one entry of a job's services:.
+type ServiceSpec struct {
+	ImageSpec
+	// Alias is the extra host name the job reaches the service by, beside
+	// the ones derived from the image name.
+	Alias string `json:"alias,omitempty"`
+	// Command overrides the image's command when not nil.
+	Command   []string   `json:"command,omitempty"`
+	Variables []Variable `json:"variables,omitempty"`
+}
+
+// ArtifactsSpec is a job's artifacts:, variables expanded.
+type ArtifactsSpec struct {
+	Paths     []string `json:"paths,omitempty"`
+	Exclude   []string `json:"exclude,omitempty"`
+	Name      string   `json:"name,omitempty"`
+	Untracked bool     `json:"untracked,omitempty"`
+	// When is on_success, on_failure or always.
+	When string `json:"when,omitempty"`
+	// ExpireIn is how long the artifacts are kept; 0 means the server's
+	// default, and Never keeps them for good.
+	ExpireIn time.Duration `json:"expire_in,omitempty"`
+	Never    bool          `json:"never,omitempty"`
+}
+
+// CacheSpec is one entry of a job's cache:, variables expanded.
+type CacheSpec struct {
+	// Key names the cache; with KeyFiles set it is computed from those
+	// files instead, prefixed by KeyPrefix.
+	Key          string   `json:"key,omitempty"`
+	KeyFiles     []string `json:"key_files,omitempty"`
+	KeyPrefix    string   `json:"key_prefix,omitempty"`
+	Paths        []string `json:"paths,omitempty"`
+	Untracked    bool     `json:"untracked,omitempty"`
+	When         string   `json:"when,omitempty"`
+	Policy       string   `json:"policy,omitempty"`
+	FallbackKeys []string `json:"fallback_keys,omitempty"`
 }
 
 // RetryPolicy is the pipeline's retry: for one job.

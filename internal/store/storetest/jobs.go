@@ -26,7 +26,14 @@ func testJobs(t *testing.T, open opener) {
 				Variables:    []store.Variable{{Name: "GOFLAGS", Value: "-mod=mod"}, {Name: "KEY", Value: "k", Masked: true}},
 				Timeout:      90 * time.Minute,
 				Retry:        store.RetryPolicy{Max: 2, When: []string{"runner_system_failure"}, ExitCodes: []int{1}},
-				Image:        "golang:1.26",
+				Image:        &store.ImageSpec{Name: "golang:1.26", Entrypoint: []string{""}, User: "1000"},
+				Services: []store.ServiceSpec{{
+					ImageSpec: store.ImageSpec{Name: "postgres:17"}, Alias: "db",
+					Command: []string{"postgres", "-c", "fsync=off"}, Variables: []store.Variable{{Name: "POSTGRES_PASSWORD", Value: "pw"}},
+				}},
+				Artifacts:    &store.ArtifactsSpec{Paths: []string{"bin/"}, Exclude: []string{"bin/*.tmp"}, When: "always", ExpireIn: time.Hour},
+				Caches:       []store.CacheSpec{{KeyFiles: []string{"go.sum"}, KeyPrefix: "go", Paths: []string{".cache/"}, Policy: "pull", When: "on_success", FallbackKeys: []string{"main"}}},
+				Dependencies: []string{"build"},
 			},
 			Reason: "script exited 3", FailureReason: "script_failure", Attempts: 3, LostAttempts: 1, ExitCode: 3,
 			RunAfter: at(-time.Hour).In(elsewhere), CreatedAt: at(-2 * time.Hour), PendingAt: at(-time.Hour),
@@ -69,7 +76,7 @@ func testJobs(t *testing.T, open opener) {
 		want.StartedAt, want.FinishedAt = at(3*time.Minute), at(4*time.Minute)
 		changed := want
 		changed.Name, changed.Stage, changed.StageIndex = "renamed", "deploy", 7 // not mutable
-		changed.Tags, changed.Needs, changed.Spec = []string{"other"}, nil, store.JobSpec{Image: "x"}
+		changed.Tags, changed.Needs, changed.Spec = []string{"other"}, nil, store.JobSpec{Image: &store.ImageSpec{Name: "x"}}
 		update(t, s, func(tx store.Tx) error { return tx.Jobs().Update(ctx, &changed) })
 		read(t, s, func(tx store.Tx) error {
 			got, err := tx.Jobs().Get(ctx, j.ID)
