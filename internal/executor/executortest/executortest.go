@@ -425,7 +425,7 @@ exit 1`,
 // newJob returns a job with a fresh workspace and vars.
 func newJob(t *testing.T, vars ...store.Variable) *executor.Job {
 	t.Helper()
-	return &executor.Job{Dir: t.TempDir(), Variables: vars, }
+	return &executor.Job{Dir: t.TempDir(), Variables: vars}
 }
 
 // prepare prepares a session for job, to be cleaned up with the test.
