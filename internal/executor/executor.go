@@ -33,6 +33,9 @@ type Job struct {
 	// the workspace (containers, networks), so that what a crashed agent
 	// left behind can be found and removed.
 	Labels map[string]string
+	// Log receives what Prepare has to tell the job's log (images pulled,
+	// services started, warnings); nil drops it.
+	Log io.Writer
 }
 
 // Step is one phase of an attempt. For a GitLab job, before_script and

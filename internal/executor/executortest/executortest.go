@@ -259,23 +259,32 @@ func testStreaming(t *testing.T, ex executor.Executor) {
 	}
 }
 
-// killTests are steps that run until they are killed, each leaving the pid
-// of a process that must die with it in bg.pid.
+// beat is a command that starts a process writing a line to bg.beat every
+// 50 ms, and waitBeat waits until it has. A kill test passes if the file
+// stops growing: that works whichever process namespace the step is in.
+const (
+	beat     = "printf 'while :; do echo . >> bg.beat; sleep 0.05; done\\n' > beat.sh"
+	waitBeat = "while [ ! -s bg.beat ]; do sleep 0.01; done"
+)
+
+// killTests are steps that run until they are killed, each leaving a
+// process behind that must die with it.
 var killTests = []struct {
 	name  string
 	lines []string
 }{
-	{"foreground", []string{"sleep 1000 > /dev/null & echo $! > bg.pid", "echo started", "sleep 1000"}},
-	{"background holds the output", []string{"sleep 1000 & echo $! > bg.pid", "echo started", "wait"}},
-	{"ignores SIGTERM", []string{"trap '' TERM", "sleep 1000 & echo $! > bg.pid", "echo started", "sleep 1000"}},
-	{"grandchild", []string{"(bash -c 'sleep 1000 & echo $! > bg.pid; wait') &", "while [ ! -s bg.pid ]; do sleep 0.01; done", "echo started", "wait"}},
+	{"foreground", []string{beat, "sh beat.sh > /dev/null &", waitBeat, "echo started", "sleep 1000"}},
+	{"background holds the output", []string{beat, "sh beat.sh &", waitBeat, "echo started", "wait"}},
+	{"ignores SIGTERM", []string{"trap '' TERM", beat, "sh beat.sh &", waitBeat, "echo started", "sleep 1000"}},
+	{"grandchild", []string{beat, "(sh -c 'sh beat.sh & wait') &", waitBeat, "echo started", "wait"}},
 }
 
 func testTimeout(t *testing.T, ex executor.Executor) {
 	for _, tt := range killTests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			s := prepare(t, ex, newJob(t))
+			job := newJob(t)
+			s := prepare(t, ex, job)
 			out := newOutput()
 			start := time.Now()
 			r := wait(t, goRun(context.Background(), s, executor.Step{Name: "script", Lines: tt.lines, Timeout: stepTimeout}, out), stepTimeout+maxKillTime, out)
@@ -289,29 +298,31 @@ func testTimeout(t *testing.T, ex executor.Executor) {
 			if !strings.Contains(out.String(), "started\n") {
 				t.Errorf("the step did not get going; output:\n%s", out.String())
 			}
-			checkGone(t, s)
+			checkGone(t, job)
 		})
 	}
 }
 
 func testLeftoversKilled(t *testing.T, ex executor.Executor) {
-	s := prepare(t, ex, newJob(t))
+	job := newJob(t)
+	s := prepare(t, ex, job)
 	start := time.Now()
-	res, out := run(t, s, executor.Step{Name: "script", Lines: []string{"sleep 1000 & echo $! > bg.pid", "echo done"}})
+	res, out := run(t, s, executor.Step{Name: "script", Lines: []string{beat, "sh beat.sh &", waitBeat, "echo done"}})
 	if elapsed := time.Since(start); elapsed > maxKillTime {
 		t.Errorf("Run took %v although the step's shell ended at once", elapsed)
 	}
 	if res.ExitCode != 0 || res.TimedOut {
 		t.Errorf("result %+v; output:\n%s", res, out)
 	}
-	checkGone(t, s)
+	checkGone(t, job)
 }
 
 func testCancel(t *testing.T, ex executor.Executor) {
 	for _, tt := range killTests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			s := prepare(t, ex, newJob(t))
+			job := newJob(t)
+			s := prepare(t, ex, job)
 			out := newOutput()
 			ctx, cancel := context.WithCancel(context.Background())
 			defer cancel()
@@ -332,7 +343,7 @@ func testCancel(t *testing.T, ex executor.Executor) {
 			if elapsed > maxKillTime {
 				t.Errorf("Run took %v after cancellation; want at most %v", elapsed, maxKillTime)
 			}
-			checkGone(t, s)
+			checkGone(t, job)
 		})
 	}
 }
@@ -400,25 +411,21 @@ func testCleanup(t *testing.T, ex executor.Executor) {
 	}
 }
 
-// checkGone runs a step in s that fails unless the process whose pid is in
-// the workspace's bg.pid has exited. A zombie counts as exited: orphans are
-// reaped by PID 1, which in some containers never reaps.
-func checkGone(t *testing.T, s executor.Session) {
+// checkGone fails the test if the process a kill test left behind still
+// writes to the workspace's bg.beat.
+func checkGone(t *testing.T, job *executor.Job) {
 	t.Helper()
-	res, out := run(t, s, executor.Step{Name: "check", Lines: []string{
-		`pid=$(cat bg.pid); test -n "$pid"`,
-		`for i in $(seq 1 50); do
-  kill -0 "$pid" 2>/dev/null || exit 0
-  read -r _ _ state _ < "/proc/$pid/stat" || exit 0
-  [ "$state" != Z ] || exit 0
-  sleep 0.02
-done
-echo "process $pid is alive: $(cat /proc/$pid/cmdline | tr '\0' ' ')"
-kill -KILL "$pid"
-exit 1`,
-	}})
-	if res.ExitCode != 0 {
-		t.Errorf("a process the step started outlived it:\n%s", out)
+	size := func() int64 {
+		info, err := os.Stat(filepath.Join(job.Dir, "bg.beat"))
+		if err != nil {
+			t.Fatalf("the step left no bg.beat: %v", err)
+		}
+		return info.Size()
+	}
+	before := size()
+	time.Sleep(400 * time.Millisecond)
+	if after := size(); after != before {
+		t.Errorf("a process the step started outlived it: bg.beat grew from %d to %d bytes after Run returned", before, after)
 	}
 }
 

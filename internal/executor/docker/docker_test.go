@@ -1,0 +1,222 @@
+package docker_test
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/hangar-ci/hangar/internal/executor"
+	"github.com/hangar-ci/hangar/internal/executor/docker"
+	"github.com/hangar-ci/hangar/internal/executor/docker/dockertest"
+	"github.com/hangar-ci/hangar/internal/executor/executortest"
+	"github.com/hangar-ci/hangar/internal/store"
+)
+
+// newExecutor returns a Docker executor whose default image is the test
+// image, with short waits.
+func newExecutor(t *testing.T, cfg docker.Config) *docker.Executor {
+	t.Helper()
+	dockertest.Client(t)
+	if cfg.Image == "" {
+		cfg.Image = dockertest.Image
+	}
+	if cfg.PullPolicy == "" {
+		cfg.PullPolicy = docker.PullNever
+	}
+	cfg.KillGrace = time.Second
+	ex, err := docker.New(cfg)
+	if err != nil {
+		t.Fatalf("New: %v", err)
+	}
+	t.Cleanup(func() { ex.Close() })
+	return ex
+}
+
+func TestConformance(t *testing.T) {
+	t.Parallel()
+	executortest.Run(t, func(t *testing.T) executor.Executor {
+		return newExecutor(t, docker.Config{})
+	})
+}
+
+// prepare prepares a session for job, cleaned up with the test.
+func prepare(t *testing.T, ex executor.Executor, job *executor.Job) executor.Session {
+	t.Helper()
+	s, err := ex.Prepare(context.Background(), job)
+	if err != nil {
+		t.Fatalf("Prepare: %v", err)
+	}
+	t.Cleanup(func() { s.Cleanup(context.Background()) })
+	return s
+}
+
+// run runs lines as one step of s and returns the result and the output.
+func run(t *testing.T, s executor.Session, lines ...string) (executor.Result, string) {
+	t.Helper()
+	var out strings.Builder
+	res, err := s.Run(context.Background(), executor.Step{Name: "script", Lines: lines, Timeout: time.Minute}, &out)
+	if err != nil {
+		t.Fatalf("Run: %v; output:\n%s", err, out.String())
+	}
+	return res, out.String()
+}
+
+func TestProjectDirAndVariables(t *testing.T) {
+	t.Parallel()
+	ex := newExecutor(t, docker.Config{ProjectDir: "/builds/group/app"})
+	s := prepare(t, ex, &executor.Job{Dir: t.TempDir(), Variables: []store.Variable{
+		{Name: "CI_PROJECT_DIR", Value: "/host/path"}, {Name: "CI_BUILDS_DIR", Value: "/host"},
+	}})
+	res, out := run(t, s, `echo "pwd=$(pwd) dir=$CI_PROJECT_DIR builds=$CI_BUILDS_DIR"`)
+	if want := "pwd=/builds/group/app dir=/builds/group/app builds=/builds/group"; res.ExitCode != 0 || !strings.Contains(out, want) {
+		t.Errorf("result %+v, output lacks %q:\n%s", res, want, out)
+	}
+}
+
+func TestEntrypointAndUser(t *testing.T) {
+	t.Parallel()
+	ex := newExecutor(t, docker.Config{})
+	tests := []struct {
+		name  string
+		image store.ImageSpec
+		want  string
+	}{
+		{"cleared entrypoint", store.ImageSpec{Name: dockertest.Image, Entrypoint: []string{""}}, "uid=0"},
+		// An entrypoint that runs the command it is given, after saying so.
+		{"entrypoint wrapper", store.ImageSpec{Name: dockertest.Image, Entrypoint: []string{"sh", "-c", `echo from-entrypoint; exec "$@"`, "entry"}}, "from-entrypoint"},
+		{"user", store.ImageSpec{Name: dockertest.Image, User: "1234:1234"}, "uid=1234"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			s := prepare(t, ex, &executor.Job{Dir: t.TempDir(), Image: &tt.image})
+			res, out := run(t, s, "id")
+			if res.ExitCode != 0 || !strings.Contains(out, tt.want) {
+				t.Errorf("result %+v, output lacks %q:\n%s", res, tt.want, out)
+			}
+		})
+	}
+}
+
+func TestMissingImage(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name   string
+		policy docker.PullPolicy
+		want   string
+	}{
+		{"never", docker.PullNever, `not on this host and the pull policy is "never"`},
+		// No registry answers here: the pull fails, and says so.
+		{"if-not-present", docker.PullIfNotPresent, "pull (policy if-not-present)"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			ex := newExecutor(t, docker.Config{PullPolicy: tt.policy})
+			img := &store.ImageSpec{Name: "hangar-test/does-not-exist:" + fmt.Sprint(time.Now().UnixNano())}
+			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			defer cancel()
+			s, err := ex.Prepare(ctx, &executor.Job{Dir: t.TempDir(), Image: img})
+			if err == nil {
+				s.Cleanup(ctx)
+				t.Fatal("Prepare succeeded for an image that does not exist")
+			}
+			if !strings.Contains(err.Error(), img.Name) || !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("Prepare error %q does not name the image and say %q", err, tt.want)
+			}
+		})
+	}
+}
+
+func TestPullPolicyNotAllowed(t *testing.T) {
+	t.Parallel()
+	ex := newExecutor(t, docker.Config{PullPolicy: docker.PullNever})
+	_, err := ex.Prepare(context.Background(), &executor.Job{Dir: t.TempDir(), Image: &store.ImageSpec{Name: dockertest.Image, PullPolicy: []string{"always"}}})
+	if err == nil || !strings.Contains(err.Error(), `pull_policy "always" is not allowed`) {
+		t.Errorf("Prepare = %v, want a refused pull policy", err)
+	}
+}
+
+func TestServices(t *testing.T) {
+	t.Parallel()
+	c := dockertest.Client(t)
+	ex := newExecutor(t, docker.Config{})
+	labels := map[string]string{"hangar.test": t.Name() + fmt.Sprint(time.Now().UnixNano())}
+	var log strings.Builder
+	s := prepare(t, ex, &executor.Job{
+		Dir: t.TempDir(), Labels: labels, Log: &log,
+		Services: []store.ServiceSpec{{
+			ImageSpec: store.ImageSpec{Name: dockertest.Image}, Alias: "echo",
+			Command: []string{"/bin/echo-server", fmt.Sprintf("-listen=:%d", dockertest.EchoPort)},
+		}},
+	})
+	res, out := run(t, s,
+		fmt.Sprintf("echo via-alias | nc echo %d", dockertest.EchoPort),
+		fmt.Sprintf("echo via-name | nc hangar-test__busybox %d", dockertest.EchoPort),
+		fmt.Sprintf("echo via-dashed | nc hangar-test-busybox %d", dockertest.EchoPort))
+	for _, want := range []string{"\nvia-alias\n", "\nvia-name\n", "\nvia-dashed\n"} {
+		if res.ExitCode != 0 || !strings.Contains(out, want) {
+			t.Errorf("result %+v, output lacks %q:\n%s", res, want, out)
+		}
+	}
+	if !strings.Contains(log.String(), "Started service "+dockertest.Image) {
+		t.Errorf("the log does not say the service started:\n%s", log.String())
+	}
+	label := "hangar.test=" + labels["hangar.test"]
+	if n := len(dockertest.Networks(t, c, label)); n != 1 {
+		t.Errorf("%d networks carry the job's labels during the job, want 1", n)
+	}
+	if err := s.Cleanup(context.Background()); err != nil {
+		t.Fatalf("Cleanup: %v", err)
+	}
+	if ids := dockertest.Containers(t, c, label); len(ids) != 0 {
+		t.Errorf("containers left after Cleanup: %v", ids)
+	}
+	if ids := dockertest.Networks(t, c, label); len(ids) != 0 {
+		t.Errorf("networks left after Cleanup: %v", ids)
+	}
+}
+
+func TestRemoveLeftovers(t *testing.T) {
+	t.Parallel()
+	c := dockertest.Client(t)
+	ex := newExecutor(t, docker.Config{ServiceWait: 300 * time.Millisecond})
+	labels := map[string]string{"hangar.agent": "leftovers-" + fmt.Sprint(time.Now().UnixNano())}
+	// A session whose agent "crashes": never cleaned up, a step still
+	// running. Its service never listens on the port its image exposes.
+	var log strings.Builder
+	s, err := ex.Prepare(context.Background(), &executor.Job{
+		Dir: t.TempDir(), Labels: labels, Log: &log,
+		Services: []store.ServiceSpec{{ImageSpec: store.ImageSpec{Name: dockertest.Image}, Command: []string{"sleep", "1000"}}},
+	})
+	if err != nil {
+		t.Fatalf("Prepare: %v", err)
+	}
+	if !strings.Contains(log.String(), "probably did not start properly: port 7777/tcp did not accept connections") {
+		t.Errorf("the log does not warn about the silent service:\n%s", log.String())
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go s.Run(ctx, executor.Step{Name: "script", Lines: []string{"sleep 1000"}}, &strings.Builder{})
+	label := "hangar.agent=" + labels["hangar.agent"]
+	deadline := time.Now().Add(30 * time.Second)
+	for len(dockertest.Containers(t, c, label)) < 2 && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	other := newExecutor(t, docker.Config{}) // as a restarted agent would
+	n, err := other.RemoveLeftovers(context.Background(), labels)
+	if err != nil {
+		t.Fatalf("RemoveLeftovers: %v", err)
+	}
+	if n != 3 {
+		t.Errorf("RemoveLeftovers removed %d objects, want 3 (two containers, one network)", n)
+	}
+	if ids := dockertest.Containers(t, c, label); len(ids) != 0 {
+		t.Errorf("containers left: %v", ids)
+	}
+	if ids := dockertest.Networks(t, c, label); len(ids) != 0 {
+		t.Errorf("networks left: %v", ids)
+	}
+}
