@@ -10,7 +10,6 @@ import (
 	"strings"
 
 	"github.com/hangar-ci/hangar/internal/agent"
-	"github.com/hangar-ci/hangar/internal/executor/shell"
 )
 
 // version is the version Hangar reports; set at build time with
@@ -21,6 +20,7 @@ func runAgent(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	var (
 		cfg              agent.Config
 		labels, logLevel string
+		exFlags          executorFlags
 	)
 	fs := flag.NewFlagSet("agent", flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -32,8 +32,9 @@ func runAgent(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	fs.StringVar(&cfg.Name, "name", "", "the agent's name in the server's lists (default: the host name)")
 	fs.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", agent.DefaultShutdownTimeout, "on SIGTERM, how long running jobs may finish before they are handed back")
 	fs.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn, error")
+	exFlags.register(fs)
 	fs.Usage = func() {
-		fmt.Fprintf(stderr, "Usage: hangar agent --server URL --token T [flags]\n\nRun jobs for a Hangar server: claim, run each in a fresh workspace with bash,\nstream the log, report. On SIGTERM or Ctrl-C it stops claiming, lets running\njobs finish (up to --shutdown-timeout), hands back the rest and deregisters.\n\nFlags:\n")
+		fmt.Fprintf(stderr, "Usage: hangar agent --server URL --token T [flags]\n\nRun jobs for a Hangar server: claim, run each in a fresh workspace with bash\n(or, with --executor docker, in containers of the job's image), stream the\nlog, report. On SIGTERM or Ctrl-C it stops claiming, lets running\njobs finish (up to --shutdown-timeout), hands back the rest and deregisters.\n\nFlags:\n")
 		fs.PrintDefaults()
 	}
 	if code := parseFlags(fs, args); code >= 0 {
@@ -55,7 +56,7 @@ func runAgent(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	cfg.Labels = splitList(labels)
 	cfg.Logger = slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
 	cfg.Version = version
-	ex, err := shell.New(shell.Config{})
+	ex, err := exFlags.build(ctx)
 	if err != nil {
 		fmt.Fprintf(stderr, "hangar agent: %v\n", err)
 		return exitTrouble

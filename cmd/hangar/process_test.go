@@ -278,11 +278,12 @@ func (c *cluster) startServer() *proc {
 }
 
 // startAgent starts an agent process that talks to the server at url (the
-// server's own or a proxy's) and waits until the server lists it.
-func (c *cluster) startAgent(name, url string) *proc {
+// server's own or a proxy's), with flags added, and waits until the server
+// lists it.
+func (c *cluster) startAgent(name, url string, flags ...string) *proc {
 	c.t.Helper()
-	p := startProc(c.t, "agent "+name, "agent", "--server", url, "--token", faultAgentToken,
-		"--work-dir", filepath.Join(c.dir, "work-"+name), "--name", name)
+	p := startProc(c.t, "agent "+name, append([]string{"agent", "--server", url, "--token", faultAgentToken,
+		"--work-dir", filepath.Join(c.dir, "work-"+name), "--name", name}, flags...)...)
 	c.waitFor("agent "+name+" to register", 15*time.Second, func() bool {
 		if p.exited() {
 			c.t.Fatalf("agent %s exited: %s\n%s", name, p.cmd.ProcessState, p.stderr.String())

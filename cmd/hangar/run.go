@@ -21,7 +21,6 @@ import (
 
 	"github.com/hangar-ci/hangar/internal/agent"
 	"github.com/hangar-ci/hangar/internal/api"
-	"github.com/hangar-ci/hangar/internal/executor/shell"
 	"github.com/hangar-ci/hangar/internal/source"
 )
 
@@ -32,6 +31,7 @@ type runOptions struct {
 	concurrency         int
 	secrets             stringList
 	keep                bool
+	executor            executorFlags
 }
 
 func runRun(ctx context.Context, args []string, stdout, stderr io.Writer) int {
@@ -45,12 +45,13 @@ func runRun(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.IntVar(&o.concurrency, "concurrency", runtime.NumCPU(), "embedded agents, one job each")
 	fs.Var(&o.secrets, "secret", "masked pipeline variable KEY=VALUE: shown as [MASKED] in logs (repeatable)")
 	fs.BoolVar(&o.keep, "keep", false, "keep the embedded server's data directory and print where it is")
+	o.executor.register(fs)
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, `Usage: hangar run [flags] [DIR]
 
 Run the pipeline of DIR (default .) now: plan DIR/.gitlab-ci.yml, start an
-embedded server and agents (or use --server), run every job with bash in a
-fresh copy of DIR's files (tracked and untracked, not ignored), print each
+embedded server and agents (or use --server), run every job with bash (or,
+with --executor docker, in a container of its image) in a fresh copy of DIR's files (tracked and untracked, not ignored), print each
 job's log lines prefixed with its name, and end with a summary. The run is
 a push of the checked-out branch unless the flags say otherwise.
 
@@ -64,6 +65,10 @@ Flags:
 	}
 	if code := parseFlags(fs, args); code >= 0 {
 		return code
+	}
+	if o.server != "" && o.executor.kind != "shell" {
+		fmt.Fprintf(stderr, "hangar run: --executor chooses how the embedded agents run jobs; with --server the server's agents decide\n")
+		return exitUsage
 	}
 	dir := "."
 	switch fs.NArg() {
@@ -99,7 +104,7 @@ Flags:
 
 	server, token := o.server, o.token
 	if server == "" {
-		emb, err := startEmbedded(ctx, o.concurrency, o.keep, stderr)
+		emb, err := startEmbedded(ctx, o.concurrency, o.keep, &o.executor, stderr)
 		if err != nil {
 			fmt.Fprintf(stderr, "hangar run: %v\n", err)
 			return exitTrouble
@@ -208,7 +213,7 @@ type embedded struct {
 
 // startEmbedded starts a control plane on a temporary SQLite file and n
 // agents, all talking over a loopback socket.
-func startEmbedded(ctx context.Context, n int, keep bool, stderr io.Writer) (*embedded, error) {
+func startEmbedded(ctx context.Context, n int, keep bool, exFlags *executorFlags, stderr io.Writer) (*embedded, error) {
 	data, err := os.MkdirTemp("", "hangar-run-*")
 	if err != nil {
 		return nil, err
@@ -231,7 +236,7 @@ func startEmbedded(ctx context.Context, n int, keep bool, stderr io.Writer) (*em
 	var wg sync.WaitGroup
 	wg.Go(func() { cp.Serve(life, ln) })
 	url := "http://" + ln.Addr().String()
-	ex, err := shell.New(shell.Config{})
+	ex, err := exFlags.build(ctx)
 	if err != nil {
 		stopAll()
 		wg.Wait()
@@ -242,7 +247,7 @@ func startEmbedded(ctx context.Context, n int, keep bool, stderr io.Writer) (*em
 	for i := range n {
 		a, err := agent.New(agent.Config{
 			Server: url, RegistrationToken: cp.tokens.Agent, Name: fmt.Sprintf("local-%d", i+1), Concurrency: 1,
-			WorkDir: filepath.Join(data, "work"), Executor: ex, Version: version, Logger: logger,
+			WorkDir: filepath.Join(data, "work", fmt.Sprintf("local-%d", i+1)), Executor: ex, Version: version, Logger: logger,
 			ShutdownTimeout: 5 * time.Second,
 		})
 		if err != nil {

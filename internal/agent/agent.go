@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"math/rand/v2"
 	"net/http"
 	"os"
@@ -158,6 +159,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	if err := os.MkdirAll(a.cfg.WorkDir, 0o755); err != nil {
 		return fmt.Errorf("agent work dir: %w", err)
 	}
+	a.removeLeftovers(ctx)
 	if err := a.register(ctx); err != nil {
 		return err
 	}
@@ -207,6 +209,46 @@ func (a *Agent) Run(ctx context.Context) error {
 	}
 	a.log.Info("agent deregistered")
 	return nil
+}
+
+// leftoverRemover is an executor that can find what the attempts of an
+// earlier run of this agent left behind (containers, networks) by the
+// labels the agent gave them, and remove it.
+type leftoverRemover interface {
+	RemoveLeftovers(ctx context.Context, labels map[string]string) (int, error)
+}
+
+// labels returns the labels of an attempt's executor objects: extra, plus
+// the ones that name this agent across restarts, its name and work dir.
+func (a *Agent) labels(extra map[string]string) map[string]string {
+	l := map[string]string{"hangar.agent": a.cfg.Name, "hangar.work_dir": a.cfg.WorkDir}
+	maps.Copy(l, extra)
+	return l
+}
+
+// removeLeftovers removes what an earlier run of this agent, which may
+// have crashed, left behind: workspaces, and the containers and networks of
+// an executor that makes them. Their attempts are long lost or will be: the
+// server runs them again.
+func (a *Agent) removeLeftovers(ctx context.Context) {
+	builds := filepath.Join(a.cfg.WorkDir, "builds")
+	if entries, err := os.ReadDir(builds); err == nil && len(entries) > 0 {
+		a.log.Info("removing workspaces left by an earlier run", slog.Int("workspaces", len(entries)))
+		for _, e := range entries {
+			os.RemoveAll(filepath.Join(builds, e.Name()))
+		}
+	}
+	r, ok := a.cfg.Executor.(leftoverRemover)
+	if !ok {
+		return
+	}
+	n, err := r.RemoveLeftovers(ctx, a.labels(nil))
+	if err != nil {
+		a.log.Warn("removing what an earlier run left behind", slog.String("error", err.Error()))
+	}
+	if n > 0 {
+		a.log.Info("removed containers and networks left by an earlier run", slog.Int("removed", n))
+	}
 }
 
 // reregister registers again when the agent's token is still stale, once

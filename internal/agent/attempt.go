@@ -196,7 +196,13 @@ func (a *Agent) execute(ctx context.Context, at *attempt, out io.Writer) api.Com
 	for _, v := range as.Variables {
 		vars = append(vars, store.Variable{Name: v.Name, Value: v.Value, Masked: v.Masked})
 	}
-	sess, err := a.cfg.Executor.Prepare(ctx, &executor.Job{Dir: dir, Variables: vars, Image: as.Image})
+	sess, err := a.cfg.Executor.Prepare(ctx, &executor.Job{
+		Dir: dir, Variables: vars, Image: as.Image, Services: as.Services, Log: out,
+		Labels: a.labels(map[string]string{
+			"hangar.attempt": fmt.Sprint(as.AttemptID), "hangar.job": fmt.Sprint(as.JobID),
+			"hangar.pipeline": fmt.Sprint(as.PipelineID),
+		}),
+	})
 	if err != nil {
 		return systemFailure("prepare executor: %v", err)
 	}

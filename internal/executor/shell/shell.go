@@ -166,6 +166,9 @@ func (e *Executor) Prepare(ctx context.Context, job *executor.Job) (executor.Ses
 	if err != nil {
 		return nil, fmt.Errorf("prepare shell session: %w", err)
 	}
+	if job.Log != nil && (job.Image != nil || len(job.Services) > 0) {
+		fmt.Fprintf(job.Log, "The shell executor runs the job on this host: its image and services are not used.\n")
+	}
 	tmp, err := os.MkdirTemp(e.cfg.TempDir, "hangar-shell-")
 	if err != nil {
 		return nil, fmt.Errorf("prepare shell session: make script directory: %w", err)

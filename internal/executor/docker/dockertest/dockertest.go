@@ -80,3 +80,19 @@ func Networks(t testing.TB, c *client.Client, label string) []string {
 	}
 	return ids
 }
+
+// RemoveOnCleanup removes, when t ends, the containers and networks that
+// carry label (name=value): what the processes a test kills leave behind.
+// Register it before them, so that it runs after they are stopped.
+func RemoveOnCleanup(t testing.TB, c *client.Client, label string) {
+	t.Helper()
+	t.Cleanup(func() {
+		ctx := context.Background()
+		for _, id := range Containers(t, c, label) {
+			c.ContainerRemove(ctx, id, client.ContainerRemoveOptions{Force: true, RemoveVolumes: true})
+		}
+		for _, id := range Networks(t, c, label) {
+			c.NetworkRemove(ctx, id, client.NetworkRemoveOptions{})
+		}
+	})
+}
