@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/hangar-ci/hangar/internal/agent"
+	"github.com/hangar-ci/hangar/internal/cache"
 )
 
 // version is the version Hangar reports; set at build time with
@@ -20,6 +21,7 @@ func runAgent(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	var (
 		cfg              agent.Config
 		labels, logLevel string
+		cacheDir         string
 		exFlags          executorFlags
 	)
 	fs := flag.NewFlagSet("agent", flag.ContinueOnError)
@@ -30,6 +32,7 @@ func runAgent(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	fs.IntVar(&cfg.Concurrency, "concurrency", 1, "how many jobs run at once")
 	fs.StringVar(&cfg.WorkDir, "work-dir", "hangar-work", "directory for the jobs' workspaces")
 	fs.StringVar(&cfg.Name, "name", "", "the agent's name in the server's lists (default: the host name)")
+	fs.StringVar(&cacheDir, "cache-dir", "", "directory for the jobs' caches (default: WORK_DIR/cache)")
 	fs.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", agent.DefaultShutdownTimeout, "on SIGTERM, how long running jobs may finish before they are handed back")
 	fs.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn, error")
 	exFlags.register(fs)
@@ -62,6 +65,12 @@ func runAgent(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		return exitTrouble
 	}
 	cfg.Executor = ex
+	if cacheDir != "" {
+		if cfg.Cache, err = cache.NewDir(cacheDir); err != nil {
+			fmt.Fprintf(stderr, "hangar agent: %v\n", err)
+			return exitTrouble
+		}
+	}
 	a, err := agent.New(cfg)
 	if err != nil {
 		fmt.Fprintf(stderr, "hangar agent: %v\n", err)

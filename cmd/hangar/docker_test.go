@@ -1,8 +1,11 @@
 package main
 
 import (
+	"bytes"
+	"context"
 	"fmt"
 	"net/http"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -87,5 +90,149 @@ func TestDockerAgentKilledLeftoversRemoved(t *testing.T) {
 	}
 	if ids := dockertest.Networks(t, dc, label); len(ids) != 0 {
 		t.Errorf("the restarted agent left the network of its killed run: %v", ids)
+	}
+}
+
+// filesPipeline hands files from job to job: build makes an artifact and
+// a cache, test reads the artifact and talks to a service by its alias.
+const filesPipeline = `
+stages: [build, test]
+build:
+  stage: build
+  image: ` + dockertest.Image + `
+  cache:
+    key: deps-$CI_COMMIT_REF_SLUG
+    paths: [deps/]
+  script:
+    - mkdir -p out deps
+    - 'if [ -f deps/stamp ]; then echo "cache hit: $(cat deps/stamp)"; else echo "cache miss"; fi'
+    - echo "run $RUN_ID" > deps/stamp
+    - echo "built by $CI_JOB_NAME" > out/app.txt
+    - echo scratch > out/app.tmp
+  artifacts:
+    paths: [out/]
+    exclude: [out/*.tmp]
+test:
+  stage: test
+  services:
+    - name: ` + dockertest.Image + `
+      alias: echo
+      command: ["/bin/echo-server"]
+  script:
+    - cat out/app.txt
+    - test ! -e out/app.tmp && echo "excluded file absent"
+    - echo "ping from $CI_JOB_NAME" | nc echo 7777
+`
+
+// writeDir writes files into a fresh directory and returns its path.
+func writeDir(t *testing.T, files map[string]string) string {
+	t.Helper()
+	dir := t.TempDir()
+	for name, content := range files {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return dir
+}
+
+// hangar run --executor docker: an artifact travels from one stage to the
+// next, a service answers by its alias, and a cache written by one run is
+// read by the next.
+func TestDockerRunPipelineFiles(t *testing.T) {
+	dockertest.Client(t)
+	t.Parallel()
+	dir := writeDir(t, map[string]string{".gitlab-ci.yml": filesPipeline})
+	cacheDir := t.TempDir()
+	runOnce := func(id string) string {
+		t.Helper()
+		code, stdout, stderr := hangar(t, append([]string{"run", "--cache-dir", cacheDir, "--var", "RUN_ID=" + id}, append(dockerAgent, dir)...)...)
+		if code != exitOK {
+			t.Fatalf("hangar run #%s: exit %d\nstdout:\n%s\nstderr:\n%s", id, code, stdout, stderr)
+		}
+		return stdout
+	}
+	first := runOnce("1")
+	for _, want := range []string{"cache miss", "built by build", "excluded file absent", "ping from test", "Uploaded artifacts", "Downloading artifacts for build"} {
+		if !strings.Contains(first, want) {
+			t.Errorf("run 1 output lacks %q:\n%s", want, first)
+		}
+	}
+	if second := runOnce("2"); !strings.Contains(second, "cache hit: run 1") {
+		t.Errorf("run 2 did not read the cache run 1 wrote:\n%s", second)
+	}
+}
+
+// Jobs with bad files fail, each with a message that says what is wrong,
+// and nothing is read or written outside their workspace.
+func TestDockerBadFiles(t *testing.T) {
+	dockertest.Client(t)
+	t.Parallel()
+	outside := t.TempDir()
+	pipeline := `
+escape:
+  script: [echo hi > inside.txt]
+  artifacts:
+    paths: ["../../etc"]
+missing-image:
+  image: hangar-test/no-such-image:1
+  script: [echo never runs]
+`
+	dir := writeDir(t, map[string]string{".gitlab-ci.yml": pipeline})
+	code, stdout, stderr := hangar(t, append([]string{"run", "--cache-dir", outside}, append(dockerAgent, dir)...)...)
+	if code != exitFailed {
+		t.Fatalf("hangar run: exit %d, want %d\nstdout:\n%s\nstderr:\n%s", code, exitFailed, stdout, stderr)
+	}
+	for _, want := range []string{
+		`ERROR: Job failed: artifacts: select files: paths: "../../etc": outside the workspace`,
+		`image hangar-test/no-such-image:1: the image is not on this host and the pull policy is "never"`,
+	} {
+		if !strings.Contains(stdout, want) {
+			t.Errorf("output lacks %q:\n%s", want, stdout)
+		}
+	}
+	if strings.Contains(stdout, "never runs") {
+		t.Errorf("the job whose image is missing ran:\n%s", stdout)
+	}
+}
+
+// A job whose artifacts are larger than the server takes fails, saying so,
+// and the server keeps nothing of them.
+func TestArtifactsOverTheLimit(t *testing.T) {
+	requireBash(t)
+	t.Parallel()
+	c := newCluster(t, faultLease, "--max-artifact-bytes", "65536")
+	c.startAgent("A", c.url)
+	p := c.submit(map[string]string{".gitlab-ci.yml": `
+big:
+  script:
+    - head -c 200000 /dev/urandom > big.bin
+  artifacts:
+    paths: [big.bin]
+small:
+  script:
+    - echo small > small.txt
+  artifacts:
+    paths: [small.txt]
+`})
+	p = c.waitPipeline(p.ID, 30*time.Second)
+	for _, j := range p.Jobs {
+		log := c.jobLog(j.ID)
+		switch j.Name {
+		case "big":
+			want := "ERROR: Job failed: artifacts: too large: the files hold 195.3 KiB, more than the 64.0 KiB the server takes"
+			if j.Status != "failed" || !strings.Contains(log, want) {
+				t.Errorf("job big is %s; want failed with %q in its log:\n%s", j.Status, want, log)
+			}
+			var out bytes.Buffer
+			code, err := c.client.Do(context.Background(), http.MethodGet, fmt.Sprintf("/jobs/%d/artifacts", j.ID), faultAPIToken, nil, &out)
+			if code != http.StatusNotFound {
+				t.Errorf("GET the artifacts of job big: %d %v, want 404", code, err)
+			}
+		case "small":
+			if j.Status != "success" {
+				t.Errorf("job small is %s, want success:\n%s", j.Status, log)
+			}
+		}
 	}
 }

@@ -39,6 +39,7 @@ func commands() []command {
 		{"cancel", "cancel a pipeline", runCancel},
 		{"retry", "run a finished job again", jobCommand("retry", "Run a finished job again; the jobs skipped because of it are reconsidered.")},
 		{"play", "start a manual job", jobCommand("play", "Start a manual job (when: manual).")},
+		{"artifacts", "list, download or save a job's artifacts", runArtifacts},
 	}
 }
 
@@ -76,7 +77,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 func usage(w io.Writer) {
 	fmt.Fprintf(w, "Hangar runs GitLab CI pipelines on a self-managing fleet.\n\nUsage:\n  hangar <command> [flags]\n\nCommands:\n")
 	for _, c := range commands() {
-		fmt.Fprintf(w, "  %-8s %s\n", c.name, c.summary)
+		fmt.Fprintf(w, "  %-10s %s\n", c.name, c.summary)
 	}
 	fmt.Fprintf(w, "\nRun 'hangar <command> --help' for a command's flags.\n")
 }

@@ -225,14 +225,18 @@ type cluster struct {
 	client  *api.Client
 	server  *proc
 	started int // server processes started so far
+	// serverFlags are added to every server's command line.
+	serverFlags []string
 }
 
-func newCluster(t *testing.T, lease time.Duration) *cluster {
+// newCluster starts a server process with lease as its lease timeout and
+// serverFlags added to its command line.
+func newCluster(t *testing.T, lease time.Duration, serverFlags ...string) *cluster {
 	t.Helper()
 	dir := t.TempDir()
 	addr := freeAddr(t)
 	c := &cluster{t: t, dir: dir, data: filepath.Join(dir, "data"), addr: addr, url: "http://" + addr,
-		lease: lease, client: api.NewClient("http://" + addr)}
+		lease: lease, client: api.NewClient("http://" + addr), serverFlags: serverFlags}
 	c.startServer()
 	return c
 }
@@ -254,8 +258,8 @@ func freeAddr(t *testing.T) string {
 func (c *cluster) startServer() *proc {
 	c.t.Helper()
 	c.started++
-	p := startProc(c.t, fmt.Sprintf("server #%d", c.started), "server", "--listen", c.addr, "--data", c.data,
-		"--agent-token", faultAgentToken, "--api-token", faultAPIToken, "--lease-timeout", c.lease.String())
+	p := startProc(c.t, fmt.Sprintf("server #%d", c.started), append([]string{"server", "--listen", c.addr, "--data", c.data,
+		"--agent-token", faultAgentToken, "--api-token", faultAPIToken, "--lease-timeout", c.lease.String()}, c.serverFlags...)...)
 	deadline := time.Now().Add(15 * time.Second)
 	for {
 		resp, err := http.Get(c.url + "/healthz")

@@ -21,6 +21,7 @@ import (
 
 	"github.com/hangar-ci/hangar/internal/agent"
 	"github.com/hangar-ci/hangar/internal/api"
+	"github.com/hangar-ci/hangar/internal/cache"
 	"github.com/hangar-ci/hangar/internal/source"
 )
 
@@ -31,6 +32,7 @@ type runOptions struct {
 	concurrency         int
 	secrets             stringList
 	keep                bool
+	cacheDir            string
 	executor            executorFlags
 }
 
@@ -45,6 +47,7 @@ func runRun(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.IntVar(&o.concurrency, "concurrency", runtime.NumCPU(), "embedded agents, one job each")
 	fs.Var(&o.secrets, "secret", "masked pipeline variable KEY=VALUE: shown as [MASKED] in logs (repeatable)")
 	fs.BoolVar(&o.keep, "keep", false, "keep the embedded server's data directory and print where it is")
+	fs.StringVar(&o.cacheDir, "cache-dir", defaultCacheDir(), "where the embedded agents keep the jobs' caches (cache:) from one run to the next")
 	o.executor.register(fs)
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, `Usage: hangar run [flags] [DIR]
@@ -104,7 +107,7 @@ Flags:
 
 	server, token := o.server, o.token
 	if server == "" {
-		emb, err := startEmbedded(ctx, o.concurrency, o.keep, &o.executor, stderr)
+		emb, err := startEmbedded(ctx, o.concurrency, o.keep, o.cacheDir, &o.executor, stderr)
 		if err != nil {
 			fmt.Fprintf(stderr, "hangar run: %v\n", err)
 			return exitTrouble
@@ -213,7 +216,15 @@ type embedded struct {
 
 // startEmbedded starts a control plane on a temporary SQLite file and n
 // agents, all talking over a loopback socket.
-func startEmbedded(ctx context.Context, n int, keep bool, exFlags *executorFlags, stderr io.Writer) (*embedded, error) {
+func startEmbedded(ctx context.Context, n int, keep bool, cacheDir string, exFlags *executorFlags, stderr io.Writer) (*embedded, error) {
+	ex, err := exFlags.build(ctx)
+	if err != nil {
+		return nil, err
+	}
+	caches, err := cache.NewDir(cacheDir)
+	if err != nil {
+		return nil, err
+	}
 	data, err := os.MkdirTemp("", "hangar-run-*")
 	if err != nil {
 		return nil, err
@@ -230,33 +241,28 @@ func startEmbedded(ctx context.Context, n int, keep bool, exFlags *executorFlags
 		os.RemoveAll(data)
 		return nil, err
 	}
+	url := "http://" + ln.Addr().String()
+	agents := make([]*agent.Agent, n)
+	for i := range agents {
+		name := fmt.Sprintf("local-%d", i+1)
+		agents[i], err = agent.New(agent.Config{
+			Server: url, RegistrationToken: cp.tokens.Agent, Name: name, Concurrency: 1,
+			WorkDir: filepath.Join(data, "work", name), Executor: ex, Cache: caches,
+			Version: version, Logger: logger, ShutdownTimeout: 5 * time.Second,
+		})
+		if err != nil {
+			ln.Close()
+			cp.Close()
+			os.RemoveAll(data)
+			return nil, err
+		}
+	}
 	// The embedded parts outlive ctx a little: on Ctrl-C the pipeline is
 	// canceled first, then they stop.
 	life, stopAll := context.WithCancel(context.WithoutCancel(ctx))
 	var wg sync.WaitGroup
 	wg.Go(func() { cp.Serve(life, ln) })
-	url := "http://" + ln.Addr().String()
-	ex, err := exFlags.build(ctx)
-	if err != nil {
-		stopAll()
-		wg.Wait()
-		cp.Close()
-		os.RemoveAll(data)
-		return nil, err
-	}
-	for i := range n {
-		a, err := agent.New(agent.Config{
-			Server: url, RegistrationToken: cp.tokens.Agent, Name: fmt.Sprintf("local-%d", i+1), Concurrency: 1,
-			WorkDir: filepath.Join(data, "work", fmt.Sprintf("local-%d", i+1)), Executor: ex, Version: version, Logger: logger,
-			ShutdownTimeout: 5 * time.Second,
-		})
-		if err != nil {
-			stopAll()
-			wg.Wait()
-			cp.Close()
-			os.RemoveAll(data)
-			return nil, err
-		}
+	for _, a := range agents {
 		wg.Go(func() { a.Run(life) })
 	}
 	return &embedded{url: url, tokens: cp.tokens, stop: func() {
@@ -269,4 +275,14 @@ func startEmbedded(ctx context.Context, n int, keep bool, exFlags *executorFlags
 			os.RemoveAll(data)
 		}
 	}}, nil
+}
+
+// defaultCacheDir is where hangar run keeps caches: the user's cache
+// directory, or the system's temporary one.
+func defaultCacheDir() string {
+	dir, err := os.UserCacheDir()
+	if err != nil {
+		dir = os.TempDir()
+	}
+	return filepath.Join(dir, "hangar", "cache")
 }

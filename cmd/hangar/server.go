@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"sync"
 	"time"
 
 	"github.com/hangar-ci/hangar/internal/scheduler"
@@ -26,6 +27,8 @@ type serverOptions struct {
 	agentToken, apiToken string
 	leaseTimeout         time.Duration
 	lostRetries          int
+	maxArtifactBytes     int64
+	artifactExpiry       time.Duration
 	logLevel             string
 }
 
@@ -34,11 +37,13 @@ func runServer(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	fs := flag.NewFlagSet("server", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.StringVar(&o.listen, "listen", "127.0.0.1:8420", "address to serve the API on")
-	fs.StringVar(&o.data, "data", "hangar-data", "directory for the database, source archives and tokens")
+	fs.StringVar(&o.data, "data", "hangar-data", "directory for the database, source and artifacts archives, and tokens")
 	fs.StringVar(&o.agentToken, "agent-token", "", "token agents register with (default: generated on first start and kept in DATA/tokens.json)")
 	fs.StringVar(&o.apiToken, "api-token", "", "token for the API and the CLI (default: generated on first start and kept in DATA/tokens.json)")
 	fs.DurationVar(&o.leaseTimeout, "lease-timeout", scheduler.DefaultLeaseTimeout, "how long an attempt lives without a heartbeat before its job is retried")
 	fs.IntVar(&o.lostRetries, "lost-retries", scheduler.DefaultLostRetries, "how often a job whose agent was lost runs again before it fails")
+	fs.Int64Var(&o.maxArtifactBytes, "max-artifact-bytes", server.DefaultMaxArtifactBytes, "largest artifacts archive a job may upload, in bytes")
+	fs.DurationVar(&o.artifactExpiry, "artifact-expiry", server.DefaultArtifactExpiry, "how long artifacts are kept when their job sets no expire_in (negative: for good)")
 	fs.StringVar(&o.logLevel, "log-level", "info", "log level: debug, info, warn, error")
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, "Usage: hangar server [flags]\n\nRun the control plane: the API agents and the CLI talk to, backed by SQLite in\nDATA. It never runs user code; start agents (hangar agent) to run jobs.\n\nFlags:\n")
@@ -51,6 +56,14 @@ func runServer(ctx context.Context, args []string, stdout, stderr io.Writer) int
 		fmt.Fprintf(stderr, "hangar server: unexpected argument %q\n", fs.Arg(0))
 		return exitUsage
 	}
+	if o.maxArtifactBytes <= 0 {
+		fmt.Fprintf(stderr, "hangar server: --max-artifact-bytes is %d, want more than 0\n", o.maxArtifactBytes)
+		return exitUsage
+	}
+	if o.artifactExpiry == 0 {
+		fmt.Fprintf(stderr, "hangar server: --artifact-expiry is 0; give a duration, or a negative one to keep artifacts for good\n")
+		return exitUsage
+	}
 	var level slog.Level
 	if err := level.UnmarshalText([]byte(o.logLevel)); err != nil {
 		fmt.Fprintf(stderr, "hangar server: --log-level: %v\n", err)
@@ -60,6 +73,7 @@ func runServer(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	cp, err := openControlPlane(ctx, controlPlaneConfig{
 		dataDir: o.data, agentToken: o.agentToken, apiToken: o.apiToken,
 		leaseTimeout: o.leaseTimeout, lostRetries: o.lostRetries, logger: logger,
+		maxArtifactBytes: o.maxArtifactBytes, artifactExpiry: o.artifactExpiry,
 	})
 	if err != nil {
 		fmt.Fprintf(stderr, "hangar server: %v\n", err)
@@ -86,7 +100,12 @@ type controlPlaneConfig struct {
 	agentToken, apiToken string
 	leaseTimeout         time.Duration
 	lostRetries          int
-	logger               *slog.Logger
+	// maxArtifactBytes caps an artifacts archive and artifactExpiry is how
+	// long artifacts without expire_in are kept; zero means the server's
+	// defaults.
+	maxArtifactBytes int64
+	artifactExpiry   time.Duration
+	logger           *slog.Logger
 	// ephemeral: the data is thrown away after use (hangar run).
 	ephemeral bool
 }
@@ -96,7 +115,7 @@ type controlPlaneConfig struct {
 type controlPlane struct {
 	store   *sqlite.Store
 	sched   *scheduler.Scheduler
-	handler http.Handler
+	handler *server.Server
 	tokens  tokens
 	log     *slog.Logger
 }
@@ -130,6 +149,11 @@ func openControlPlane(ctx context.Context, c controlPlaneConfig) (*controlPlane,
 		st.Close()
 		return nil, err
 	}
+	artifacts, err := source.NewBlobs(filepath.Join(c.dataDir, "artifacts"))
+	if err != nil {
+		st.Close()
+		return nil, err
+	}
 	lease := c.leaseTimeout
 	if lease <= 0 {
 		lease = scheduler.DefaultLeaseTimeout
@@ -137,19 +161,19 @@ func openControlPlane(ctx context.Context, c controlPlaneConfig) (*controlPlane,
 	metrics := server.NewMetrics(st, lease)
 	sched := scheduler.New(st, scheduler.Config{LeaseTimeout: lease, LostRetries: c.lostRetries, Logger: c.logger, Observer: metrics})
 	srv := server.New(server.Config{Store: st, Scheduler: sched, Blobs: blobs, AgentToken: tok.Agent, APIToken: tok.API,
+		Artifacts: artifacts, MaxArtifactBytes: c.maxArtifactBytes, DefaultArtifactExpiry: c.artifactExpiry,
 		Logger: c.logger, Metrics: metrics})
 	return &controlPlane{store: st, sched: sched, handler: srv, tokens: tok, log: c.logger}, nil
 }
 
-// Serve serves the API on ln and runs the scheduler's upkeep until ctx
-// ends, then shuts down gracefully.
+// Serve serves the API on ln and runs the scheduler's and the server's
+// upkeep (leases, artifacts expiry) until ctx ends, then shuts down
+// gracefully.
 func (cp *controlPlane) Serve(ctx context.Context, ln net.Listener) error {
 	hs := &http.Server{Handler: cp.handler, ReadHeaderTimeout: 10 * time.Second, BaseContext: func(net.Listener) context.Context { return ctx }}
-	upkeep := make(chan struct{})
-	go func() {
-		defer close(upkeep)
-		cp.sched.Run(ctx)
-	}()
+	var upkeep sync.WaitGroup
+	upkeep.Go(func() { cp.sched.Run(ctx) })
+	upkeep.Go(func() { cp.handler.Run(ctx) })
 	served := make(chan error, 1)
 	go func() { served <- hs.Serve(ln) }()
 	select {
@@ -160,7 +184,7 @@ func (cp *controlPlane) Serve(ctx context.Context, ln net.Listener) error {
 	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	err := hs.Shutdown(sctx)
-	<-upkeep
+	upkeep.Wait()
 	if errors.Is(err, context.DeadlineExceeded) {
 		hs.Close()
 		err = nil

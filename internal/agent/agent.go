@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/hangar-ci/hangar/internal/api"
+	"github.com/hangar-ci/hangar/internal/cache"
 	"github.com/hangar-ci/hangar/internal/executor"
 )
 
@@ -50,6 +51,8 @@ type Config struct {
 	// WorkDir holds the attempts' workspaces.
 	WorkDir  string
 	Executor executor.Executor
+	// Cache keeps the jobs' caches (default: a directory in WorkDir).
+	Cache CacheStore
 	// ClaimWait is how long one claim call waits for a job.
 	ClaimWait time.Duration
 	// ShutdownTimeout is how long a stopping agent lets running attempts
@@ -134,6 +137,11 @@ func New(cfg Config) (*Agent, error) {
 		return nil, fmt.Errorf("agent work dir: %w", err)
 	}
 	cfg.WorkDir = abs
+	if cfg.Cache == nil {
+		if cfg.Cache, err = cache.NewDir(filepath.Join(abs, "cache")); err != nil {
+			return nil, err
+		}
+	}
 	return &Agent{cfg: cfg, client: c, log: cfg.Logger, running: map[int64]*attempt{}, health: healthProbe{dir: abs},
 		healthEvery: cfg.HealthInterval}, nil
 }
@@ -243,7 +251,7 @@ func (a *Agent) removeLeftovers(ctx context.Context) {
 		return
 	}
 	n, err := r.RemoveLeftovers(ctx, a.labels(nil))
-	if err != nil {
+	if err != nil && ctx.Err() == nil {
 		a.log.Warn("removing what an earlier run left behind", slog.String("error", err.Error()))
 	}
 	if n > 0 {

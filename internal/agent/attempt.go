@@ -180,12 +180,22 @@ func (a *Agent) execute(ctx context.Context, at *attempt, out io.Writer) api.Com
 	}
 	dir := filepath.Join(a.cfg.WorkDir, "builds", fmt.Sprint(as.AttemptID))
 	defer os.RemoveAll(dir)
-	if err := a.fetchSource(ctx, as, dir); err != nil {
+	canceled := api.CompleteRequest{Status: string(store.AttemptCanceled), ExitCode: -1}
+	archive, err := a.fetchSource(ctx, as, dir)
+	if err != nil {
 		if ctx.Err() != nil {
-			return api.CompleteRequest{Status: string(store.AttemptCanceled), ExitCode: -1}
+			return canceled
 		}
 		return systemFailure("fetch source: %v", err)
 	}
+	files := &jobFiles{a: a, at: at, dir: dir, archive: archive, out: out}
+	if err := files.downloadDependencies(ctx); err != nil {
+		if ctx.Err() != nil {
+			return canceled
+		}
+		return systemFailure("%v", err)
+	}
+	files.restoreCaches(ctx)
 	// The agent's own variables come first, so the job's win (later ones
 	// do), as in GitLab.
 	vars := []store.Variable{
@@ -226,12 +236,25 @@ func (a *Agent) execute(ctx context.Context, at *attempt, out io.Writer) api.Com
 			fmt.Fprintf(out, "\x1b[33;1mWARNING: after_script failed with exit code %d\x1b[0;m\n", ares.ExitCode)
 		}
 	}
+	if ctx.Err() == nil {
+		succeeded := res.ExitCode == 0 && !res.TimedOut
+		files.saveCaches(ctx, succeeded)
+		err := files.uploadArtifacts(ctx, succeeded)
+		var artErr *artifactsError
+		switch {
+		case errors.As(err, &artErr):
+			fmt.Fprintf(out, "\x1b[31;1mERROR: Job failed: artifacts: %v\x1b[0;m\n", err)
+			return api.CompleteRequest{Status: string(store.AttemptFailed), ExitCode: res.ExitCode, FailureReason: "script_failure"}
+		case err != nil && ctx.Err() == nil:
+			return systemFailure("%v", err)
+		}
+	}
 	switch {
 	case ctx.Err() != nil:
 		fmt.Fprintf(out, "\x1b[31;1mERROR: Job stopped: %s\x1b[0;m\n", map[stopReason]string{
 			stopCancel: "canceled", stopHandBack: "the agent is shutting down; the job will run again",
 			stopAbandon: "the server no longer accepts this attempt"}[at.stopReason()])
-		return api.CompleteRequest{Status: string(store.AttemptCanceled), ExitCode: -1}
+		return canceled
 	case res.TimedOut:
 		fmt.Fprintf(out, "\x1b[31;1mERROR: Job failed: execution took longer than %s\x1b[0;m\n", timeout)
 		return api.CompleteRequest{Status: string(store.AttemptFailed), ExitCode: res.ExitCode, FailureReason: "job_execution_timeout"}
@@ -243,36 +266,37 @@ func (a *Agent) execute(ctx context.Context, at *attempt, out io.Writer) api.Com
 	return api.CompleteRequest{Status: string(store.AttemptSuccess), ExitCode: 0}
 }
 
-// fetchSource extracts the attempt's source archive into dir. Archives
-// are content-addressed, so each is downloaded once per agent and kept in
+// fetchSource extracts the attempt's source archive into dir and returns
+// the archive's path ("" when the job has no source). Archives are
+// content-addressed, so each is downloaded once per agent and kept in
 // WorkDir/archives for the other jobs of its pipeline.
-func (a *Agent) fetchSource(ctx context.Context, as *api.Assignment, dir string) error {
+func (a *Agent) fetchSource(ctx context.Context, as *api.Assignment, dir string) (string, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return err
+		return "", err
 	}
 	if as.Archive == "" {
-		return nil
+		return "", nil
 	}
 	hex, ok := strings.CutPrefix(as.Archive, "sha256:")
 	if !ok || len(hex) != 64 || strings.ContainsAny(hex, "/.") {
-		return fmt.Errorf("archive digest %q is not sha256:<hex>", as.Archive)
+		return "", fmt.Errorf("archive digest %q is not sha256:<hex>", as.Archive)
 	}
 	cached := filepath.Join(a.cfg.WorkDir, "archives", hex+".tar.gz")
 	f, err := os.Open(cached)
 	if errors.Is(err, os.ErrNotExist) {
 		if err := a.download(ctx, as, cached); err != nil {
-			return err
+			return "", err
 		}
 		f, err = os.Open(cached)
 	}
 	if err != nil {
-		return err
+		return "", err
 	}
 	defer f.Close()
 	if err := source.Extract(ctx, f, dir, source.Limits{}); err != nil {
-		return fmt.Errorf("extract %s: %w", hex[:12], err)
+		return "", fmt.Errorf("extract %s: %w", hex[:12], err)
 	}
-	return nil
+	return cached, nil
 }
 
 // download fetches the attempt's archive to path, atomically.

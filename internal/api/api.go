@@ -92,7 +92,10 @@ type Assignment struct {
 	Services []Service `json:"services,omitempty"`
 	// Artifacts says which files to upload after the job; nil means none.
 	Artifacts *Artifacts `json:"artifacts,omitempty"`
-	Caches    []Cache    `json:"caches,omitempty"`
+	// MaxArtifactBytes is the largest artifacts archive the server takes;
+	// 0 means it did not say.
+	MaxArtifactBytes int64   `json:"max_artifact_bytes,omitempty"`
+	Caches           []Cache `json:"caches,omitempty"`
 	// Dependencies are the artifacts of earlier jobs to download into the
 	// workspace before the job runs, in order (a later one wins).
 	Dependencies []ArtifactRef `json:"dependencies,omitempty"`

@@ -136,10 +136,10 @@ func (s *Scheduler) WaitClaim(ctx context.Context, agent *store.Agent, wait time
 	}
 }
 
-// current checks that token belongs to attempt id and that the attempt is
+// CurrentAttempt checks, inside tx, that token belongs to attempt id and that the attempt is
 // still its job's running attempt: the fence every write of an agent goes
 // through.
-func current(ctx context.Context, tx store.Tx, id int64, token string) (*store.Attempt, *store.Job, error) {
+func CurrentAttempt(ctx context.Context, tx store.Tx, id int64, token string) (*store.Attempt, *store.Job, error) {
 	at, err := tx.Jobs().GetAttempt(ctx, id)
 	if err != nil {
 		return nil, nil, err
@@ -165,7 +165,7 @@ func current(ctx context.Context, tx store.Tx, id int64, token string) (*store.A
 func (s *Scheduler) Heartbeat(ctx context.Context, attemptID int64, token string) (cancel bool, err error) {
 	now := s.now()
 	err = s.store.Update(ctx, func(tx store.Tx) error {
-		at, _, err := current(ctx, tx, attemptID, token)
+		at, _, err := CurrentAttempt(ctx, tx, attemptID, token)
 		if err != nil {
 			return err
 		}
@@ -184,7 +184,7 @@ func (s *Scheduler) Heartbeat(ctx context.Context, attemptID int64, token string
 func (s *Scheduler) AppendLog(ctx context.Context, attemptID int64, token string, offset int64, data []byte) (int64, error) {
 	var size, pipelineID int64
 	err := s.store.Update(ctx, func(tx store.Tx) error {
-		_, j, err := current(ctx, tx, attemptID, token)
+		_, j, err := CurrentAttempt(ctx, tx, attemptID, token)
 		if err != nil {
 			return err
 		}
@@ -222,7 +222,7 @@ func (s *Scheduler) Complete(ctx context.Context, attemptID int64, token string,
 		woke bool
 	)
 	err := s.store.Update(ctx, func(tx store.Tx) error {
-		at, job, err := current(ctx, tx, attemptID, token)
+		at, job, err := CurrentAttempt(ctx, tx, attemptID, token)
 		if err != nil {
 			return err
 		}
@@ -319,7 +319,7 @@ func (s *Scheduler) finish(j *store.Job, status store.JobStatus, failure string,
 // the job is pending again at once instead of after the lease.
 func (s *Scheduler) Release(ctx context.Context, attemptID int64, token string) error {
 	return s.loseAttempt(ctx, func(tx store.Tx) (*store.Attempt, error) {
-		at, _, err := current(ctx, tx, attemptID, token)
+		at, _, err := CurrentAttempt(ctx, tx, attemptID, token)
 		return at, err
 	}, "handed back by its agent", false)
 }
@@ -388,7 +388,7 @@ func (s *Scheduler) loseAttempt(ctx context.Context, find func(store.Tx) (*store
 func (s *Scheduler) Archive(ctx context.Context, attemptID int64, token string) (string, error) {
 	var digest string
 	err := s.store.Read(ctx, func(tx store.Tx) error {
-		_, j, err := current(ctx, tx, attemptID, token)
+		_, j, err := CurrentAttempt(ctx, tx, attemptID, token)
 		if err != nil {
 			return err
 		}

@@ -57,33 +57,51 @@ func (s *Server) claim(w http.ResponseWriter, r *http.Request) error {
 		w.WriteHeader(http.StatusNoContent)
 		return nil
 	}
-	resp := assignment(as, s.sched.LeaseTimeout())
+	resp, err := s.assignment(r.Context(), as)
+	if err != nil {
+		s.handBack(r.Context(), as, "claim answer incomplete", err)
+		return err
+	}
 	w.Header().Set("Content-Type", "application/json")
 	if err := jsonTo(w, resp); err != nil {
-		// The agent never heard of the attempt: hand it back now rather
-		// than after its lease.
-		s.log.LogAttrs(r.Context(), slog.LevelWarn, "claim answer lost; releasing", slog.Int64("attempt_id", as.Attempt.ID),
-			slog.String("error", err.Error()))
-		if err := s.sched.Release(context.WithoutCancel(r.Context()), as.Attempt.ID, as.Token); err != nil {
-			s.log.LogAttrs(r.Context(), slog.LevelError, "release", slog.String("error", err.Error()))
-		}
+		s.handBack(r.Context(), as, "claim answer lost", err)
 	}
 	return nil
 }
 
-func assignment(as *scheduler.Assignment, lease time.Duration) api.Assignment {
+// handBack releases a claimed attempt whose agent never heard of it, now
+// rather than after its lease.
+func (s *Server) handBack(ctx context.Context, as *scheduler.Assignment, why string, cause error) {
+	s.log.LogAttrs(ctx, slog.LevelWarn, why+"; releasing", slog.Int64("job_id", as.Job.ID),
+		slog.Int64("attempt_id", as.Attempt.ID), slog.String("error", cause.Error()))
+	if err := s.sched.Release(context.WithoutCancel(ctx), as.Attempt.ID, as.Token); err != nil {
+		s.log.LogAttrs(ctx, slog.LevelError, "release", slog.String("error", err.Error()))
+	}
+}
+
+// assignment is what the agent gets for a claim. Only a job with
+// dependencies costs a store query (one), for their artifacts.
+func (s *Server) assignment(ctx context.Context, as *scheduler.Assignment) (api.Assignment, error) {
 	j := as.Job
 	out := api.Assignment{
 		AttemptID: as.Attempt.ID, Attempt: as.Attempt.Number, Token: as.Token,
 		JobID: j.ID, JobName: j.Name, Stage: j.Stage, PipelineID: as.Pipeline.ID, Project: as.Project,
 		Archive: as.Pipeline.Archive, BeforeScript: j.Spec.BeforeScript, Script: j.Spec.Script, AfterScript: j.Spec.AfterScript,
 		Image: j.Spec.Image, Services: j.Spec.Services, Artifacts: j.Spec.Artifacts, Caches: j.Spec.Caches,
-		TimeoutSeconds: j.Spec.Timeout.Seconds(), LeaseSeconds: lease.Seconds(),
+		TimeoutSeconds: j.Spec.Timeout.Seconds(), LeaseSeconds: s.sched.LeaseTimeout().Seconds(),
 	}
 	for _, v := range as.Variables {
 		out.Variables = append(out.Variables, api.Variable{Name: v.Name, Value: v.Value, Masked: v.Masked})
 	}
-	return out
+	if j.Spec.Artifacts != nil && s.cfg.Artifacts != nil {
+		out.MaxArtifactBytes = s.cfg.MaxArtifactBytes
+	}
+	deps, err := s.dependencies(ctx, j)
+	if err != nil {
+		return out, err
+	}
+	out.Dependencies = deps
+	return out, nil
 }
 
 func (s *Server) agentHeartbeat(w http.ResponseWriter, r *http.Request) error {

@@ -38,9 +38,20 @@ type env struct {
 	url    string
 	client *api.Client
 	sched  *scheduler.Scheduler
+	store  *sqlite.Store
+	// artifacts is the directory of the server's artifacts archives.
+	artifacts string
 }
 
 func newEnv(t testing.TB, lease time.Duration) *env {
+	t.Helper()
+	return newEnvWith(t, lease, nil)
+}
+
+// newEnvWith is newEnv with the server's configuration changed by mod
+// (when not nil) before the server starts; the server's upkeep (Run)
+// runs too.
+func newEnvWith(t testing.TB, lease time.Duration, mod func(*server.Config)) *env {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	dir := t.TempDir()
@@ -52,20 +63,31 @@ func newEnv(t testing.TB, lease time.Duration) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
+	artifacts, err := source.NewBlobs(filepath.Join(dir, "artifacts"))
+	if err != nil {
+		t.Fatal(err)
+	}
 	metrics := server.NewMetrics(st, lease)
-	sched := scheduler.New(st, scheduler.Config{LeaseTimeout: lease, Observer: metrics})
-	srv := server.New(server.Config{Store: st, Scheduler: sched, Blobs: blobs, AgentToken: agentToken, APIToken: apiToken, Metrics: metrics})
+	cfg := server.Config{Blobs: blobs, Artifacts: artifacts, AgentToken: agentToken, APIToken: apiToken, Metrics: metrics}
+	if mod != nil {
+		mod(&cfg)
+	}
+	cfg.Store = st
+	cfg.Scheduler = scheduler.New(st, scheduler.Config{LeaseTimeout: lease, Observer: metrics})
+	srv := server.New(cfg)
 	hs := httptest.NewServer(srv)
-	done := make(chan struct{})
-	go func() { defer close(done); sched.Run(ctx) }()
+	var wg sync.WaitGroup
+	wg.Go(func() { cfg.Scheduler.Run(ctx) })
+	wg.Go(func() { srv.Run(ctx) })
 	t.Cleanup(func() {
 		cancel()
-		<-done
+		wg.Wait()
 		hs.CloseClientConnections()
 		hs.Close()
 		st.Close()
 	})
-	return &env{t: t, ctx: ctx, url: hs.URL, client: api.NewClient(hs.URL), sched: sched}
+	return &env{t: t, ctx: ctx, url: hs.URL, client: api.NewClient(hs.URL), sched: cfg.Scheduler, store: st,
+		artifacts: filepath.Join(dir, "artifacts")}
 }
 
 // startAgent runs an agent until the test ends (or stop is called).

@@ -13,6 +13,8 @@ import (
 	"log/slog"
 	"net/http"
 	"strings"
+	"sync"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
@@ -34,12 +36,40 @@ type Config struct {
 	AgentToken, APIToken string
 	// MaxArchiveBytes caps an uploaded source archive (default 512 MiB).
 	MaxArchiveBytes int64
-	Logger          *slog.Logger
+	// Artifacts keeps the jobs' artifacts archives. Without it the
+	// artifacts calls do not exist (404) and assignments carry no
+	// dependencies.
+	Artifacts *source.Blobs
+	// MaxArtifactBytes caps one artifacts archive (default
+	// DefaultMaxArtifactBytes).
+	MaxArtifactBytes int64
+	// DefaultArtifactExpiry is how long artifacts are kept when their job
+	// sets no expire_in (default DefaultArtifactExpiry); a negative value
+	// keeps them for good.
+	DefaultArtifactExpiry time.Duration
+	// ArtifactExpiryInterval is how often Run deletes expired artifacts
+	// (default DefaultArtifactExpiryInterval).
+	ArtifactExpiryInterval time.Duration
+	// Now is the clock; time.Now when nil.
+	Now    func() time.Time
+	Logger *slog.Logger
 	// Metrics is where the server registers its metrics; they are served
 	// at /metrics. The scheduler's Observer should be the server's
 	// (Metrics.Observer).
 	Metrics *Metrics
 }
+
+// Defaults for Config.
+const (
+	// DefaultMaxArtifactBytes is the default cap of one artifacts archive.
+	DefaultMaxArtifactBytes = 100 << 20
+	// DefaultArtifactExpiry is how long artifacts are kept when their job
+	// sets no expire_in, as in GitLab.
+	DefaultArtifactExpiry = 30 * 24 * time.Hour
+	// DefaultArtifactExpiryInterval is how often expired artifacts are
+	// deleted.
+	DefaultArtifactExpiryInterval = time.Minute
+)
 
 // Server serves the API. It is an http.Handler.
 type Server struct {
@@ -48,6 +78,12 @@ type Server struct {
 	sched *scheduler.Scheduler
 	log   *slog.Logger
 	mux   *http.ServeMux
+
+	// blobMu orders the moments an artifacts archive is removed from the
+	// blob store after the store no longer references it (collect)
+	// against the moments an upload records a reference to an archive it
+	// just stored, so neither removes what the other keeps.
+	blobMu sync.Mutex
 }
 
 // New returns a server for cfg.
@@ -57,6 +93,18 @@ func New(cfg Config) *Server {
 	}
 	if cfg.MaxArchiveBytes <= 0 {
 		cfg.MaxArchiveBytes = 512 << 20
+	}
+	if cfg.MaxArtifactBytes <= 0 {
+		cfg.MaxArtifactBytes = DefaultMaxArtifactBytes
+	}
+	if cfg.DefaultArtifactExpiry == 0 {
+		cfg.DefaultArtifactExpiry = DefaultArtifactExpiry
+	}
+	if cfg.ArtifactExpiryInterval <= 0 {
+		cfg.ArtifactExpiryInterval = DefaultArtifactExpiryInterval
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
 	}
 	s := &Server{cfg: cfg, store: cfg.Store, sched: cfg.Scheduler, log: cfg.Logger, mux: http.NewServeMux()}
 	s.routes()
@@ -77,6 +125,12 @@ func (s *Server) routes() {
 	s.mux.Handle("POST "+p+"/attempts/{id}/complete", attempt(s.complete))
 	s.mux.Handle("POST "+p+"/attempts/{id}/release", attempt(s.release))
 	s.mux.Handle("GET "+p+"/attempts/{id}/source", attempt(s.attemptSource))
+	if s.cfg.Artifacts != nil {
+		s.mux.Handle("PUT "+p+"/attempts/{id}/artifacts", attempt(s.uploadArtifacts))
+		s.mux.Handle("GET "+p+"/attempts/{id}/artifacts/{job_id}", attempt(s.dependencyArtifacts))
+		s.mux.Handle("GET "+p+"/jobs/{id}/artifacts", user(s.jobArtifacts))
+		s.mux.Handle("GET "+p+"/jobs/{id}/artifacts/download", user(s.downloadArtifacts))
+	}
 
 	s.mux.Handle("POST "+p+"/sources", user(s.uploadSource))
 	s.mux.Handle("POST "+p+"/projects/{project}/pipelines", user(s.createPipeline))

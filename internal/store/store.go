@@ -1,6 +1,6 @@
 // Package store defines Hangar's persistent state: the records (projects,
-// pipelines, jobs and their attempts, agents, logs) and the interface every
-// store implementation offers, split by aggregate.
+// pipelines, jobs and their attempts, agents, logs, artifacts) and the
+// interface every store implementation offers, split by aggregate.
 //
 // The store is the single source of truth. Every state change the scheduler
 // makes is one call to Store.Update, which runs its function in one
@@ -56,6 +56,7 @@ type Tx interface {
 	Jobs() Jobs
 	Agents() Agents
 	Logs() Logs
+	Artifacts() Artifacts
 }
 
 // Projects stores projects: every pipeline belongs to one.
@@ -172,6 +173,34 @@ type Logs interface {
 	// Read returns up to limit bytes of the attempt's log from offset;
 	// nothing when offset is at or past the end.
 	Read(ctx context.Context, attemptID, offset int64, limit int) ([]byte, error)
+}
+
+// Artifacts stores the artifacts archives jobs upload (the archive's bytes
+// live elsewhere, under Digest). A job has at most one current archive: a
+// later attempt's upload replaces the earlier one.
+type Artifacts interface {
+	// Put records a as its job's artifacts, replacing the job's previous
+	// record, and returns the record it replaced (nil when there was
+	// none). It sets a.ID, and a.PipelineID and a.JobName from the job.
+	// A job or attempt that does not exist, or an attempt that is not the
+	// job's, is ErrNotFound.
+	Put(ctx context.Context, a *Artifact) (replaced *Artifact, err error)
+	// Get returns the job's current artifacts; ErrNotFound when it has
+	// none.
+	Get(ctx context.Context, jobID int64) (*Artifact, error)
+	// ListByJobNames returns the current artifacts of the pipeline's jobs
+	// named names, in one query, expired ones included, in no particular
+	// order; jobs without artifacts are left out.
+	ListByJobNames(ctx context.Context, pipelineID int64, names []string) ([]*Artifact, error)
+	// ListExpired returns up to limit artifacts (all when limit <= 0)
+	// whose ExpireAt is set and not after now, soonest expired first.
+	ListExpired(ctx context.Context, now time.Time, limit int) ([]*Artifact, error)
+	// Delete removes the artifacts record id; ErrNotFound when there is
+	// none.
+	Delete(ctx context.Context, id int64) error
+	// Referenced reports whether some artifacts record holds digest: an
+	// archive may be removed only once none does.
+	Referenced(ctx context.Context, digest string) (bool, error)
 }
 
 // Project is a home for pipelines: for now a name given at submission;
@@ -462,4 +491,29 @@ type Health struct {
 	MemTotalBytes int64 `json:"mem_total_bytes"`
 	MemAvailBytes int64 `json:"mem_available_bytes"`
 	RunningJobs   int   `json:"running_jobs"`
+}
+
+// Artifact is the artifacts archive of one job: a gzip-compressed tar of
+// the files its artifacts: selected, uploaded by one of its attempts.
+type Artifact struct {
+	ID         int64
+	JobID      int64
+	PipelineID int64
+	// JobName is the job's name, read with the record.
+	JobName   string
+	AttemptID int64
+	// Name is the job's artifacts:name, "artifacts" when it sets none.
+	Name string
+	// Digest names the archive in the blob store (sha256:…); Size is its
+	// length in bytes.
+	Digest    string
+	Size      int64
+	CreatedAt time.Time
+	// ExpireAt is when the archive is deleted; the zero time means never.
+	ExpireAt time.Time
+}
+
+// Expired reports whether the artifacts have expired at now.
+func (a *Artifact) Expired(now time.Time) bool {
+	return !a.ExpireAt.IsZero() && !a.ExpireAt.After(now)
 }

@@ -213,6 +213,7 @@ func (e *Executor) Prepare(ctx context.Context, job *executor.Job) (_ executor.S
 	if job.Image != nil {
 		s.image, s.entrypoint, s.user, policies = job.Image.Name, job.Image.Entrypoint, job.Image.User, job.Image.PullPolicy
 	}
+	fmt.Fprintf(logWriter(job.Log), "Using Docker executor with image %s\n", s.image)
 	if err := e.ensureImage(ctx, s.image, policies); err != nil {
 		return nil, fmt.Errorf("prepare docker session: %w", err)
 	}
