@@ -109,6 +109,7 @@ build:
     - echo "run $RUN_ID" > deps/stamp
     - echo "built by $CI_JOB_NAME" > out/app.txt
     - echo scratch > out/app.tmp
+    - echo "token is $DEPLOY_TOKEN"
   artifacts:
     paths: [out/]
     exclude: [out/*.tmp]
@@ -146,14 +147,17 @@ func TestDockerRunPipelineFiles(t *testing.T) {
 	cacheDir := t.TempDir()
 	runOnce := func(id string) string {
 		t.Helper()
-		code, stdout, stderr := hangar(t, append([]string{"run", "--cache-dir", cacheDir, "--var", "RUN_ID=" + id}, append(dockerAgent, dir)...)...)
+		code, stdout, stderr := hangar(t, append([]string{"run", "--cache-dir", cacheDir, "--var", "RUN_ID=" + id, "--secret", "DEPLOY_TOKEN=s3cr3t-value-123"}, append(dockerAgent, dir)...)...)
 		if code != exitOK {
 			t.Fatalf("hangar run #%s: exit %d\nstdout:\n%s\nstderr:\n%s", id, code, stdout, stderr)
 		}
 		return stdout
 	}
 	first := runOnce("1")
-	for _, want := range []string{"cache miss", "built by build", "excluded file absent", "ping from test", "Uploaded artifacts", "Downloading artifacts for build"} {
+	if strings.Contains(first, "s3cr3t-value-123") {
+		t.Errorf("the secret shows in the output:\n%s", first)
+	}
+	for _, want := range []string{"token is [MASKED]", "cache miss", "built by build", "excluded file absent", "ping from test", "Uploaded artifacts", "Downloading artifacts for build"} {
 		if !strings.Contains(first, want) {
 			t.Errorf("run 1 output lacks %q:\n%s", want, first)
 		}

@@ -34,11 +34,81 @@ func newExecutor(t *testing.T, cfg docker.Config) *docker.Executor {
 	return ex
 }
 
+// The suite runs in the busybox image, whose only shell is sh, and in the
+// Debian one, where steps run with bash.
 func TestConformance(t *testing.T) {
 	t.Parallel()
-	executortest.Run(t, func(t *testing.T) executor.Executor {
-		return newExecutor(t, docker.Config{})
-	})
+	for _, image := range []string{dockertest.Image, dockertest.DebianImage} {
+		t.Run(image, func(t *testing.T) {
+			t.Parallel()
+			executortest.Run(t, func(t *testing.T) executor.Executor {
+				return newExecutor(t, docker.Config{Image: image})
+			})
+		})
+	}
+}
+
+func TestShellChoice(t *testing.T) {
+	t.Parallel()
+	tests := []struct{ image, want string }{
+		{dockertest.Image, "shell=sh"},
+		{dockertest.DebianImage, "shell=bash 5"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.image, func(t *testing.T) {
+			t.Parallel()
+			s := prepare(t, newExecutor(t, docker.Config{Image: tt.image}), &executor.Job{Dir: t.TempDir()})
+			res, out := run(t, s, `echo "shell=${BASH_VERSION:+bash }${BASH_VERSION:-sh}"`)
+			if res.ExitCode != 0 || !strings.Contains(out, tt.want) {
+				t.Errorf("result %+v, output lacks %q:\n%s", res, tt.want, out)
+			}
+		})
+	}
+}
+
+// The agent's limits and privileges reach the containers.
+func TestLimitsAndPrivileges(t *testing.T) {
+	t.Parallel()
+	const capAll = "000001ffffffffff" // every capability of this kernel
+	tests := []struct {
+		name  string
+		cfg   docker.Config
+		lines []string
+		want  []string
+	}{
+		{
+			name: "memory and cpu", cfg: docker.Config{Memory: 64 << 20, CPUs: 0.5},
+			lines: []string{
+				"cat /sys/fs/cgroup/memory.max 2>/dev/null || cat /sys/fs/cgroup/memory/memory.limit_in_bytes",
+				"cat /sys/fs/cgroup/cpu.max 2>/dev/null || cat /sys/fs/cgroup/cpu/cpu.cfs_quota_us /sys/fs/cgroup/cpu/cpu.cfs_period_us | tr '\\n' ' '",
+			},
+			want: []string{"\n67108864\n", "50000 100000"},
+		},
+		{name: "unprivileged", cfg: docker.Config{}, lines: []string{"grep CapEff /proc/self/status"}, want: []string{"CapEff:\t00000000a80425fb"}},
+		{name: "privileged", cfg: docker.Config{Privileged: true}, lines: []string{"grep CapEff /proc/self/status"}, want: []string{"CapEff:\t" + capAll}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			s := prepare(t, newExecutor(t, tt.cfg), &executor.Job{Dir: t.TempDir()})
+			var b strings.Builder
+			res, err := s.Run(context.Background(), executor.Step{Name: "script", Lines: tt.lines, Timeout: time.Minute}, &b)
+			if err != nil && tt.cfg.Privileged && strings.Contains(err.Error(), "unable to apply caps") {
+				// The engine asked runc for every capability and could not
+				// grant them: it runs without them itself (in a container).
+				t.Skipf("skipping: this engine cannot start privileged containers: %v", err)
+			}
+			if err != nil {
+				t.Fatalf("Run: %v", err)
+			}
+			out := b.String()
+			for _, w := range tt.want {
+				if res.ExitCode != 0 || !strings.Contains(out, w) {
+					t.Errorf("result %+v, output lacks %q:\n%s", res, w, out)
+				}
+			}
+		})
+	}
 }
 
 // prepare prepares a session for job, cleaned up with the test.

@@ -17,6 +17,10 @@ import (
 // a TCP echo server, /bin/echo-server, listening on EchoPort.
 const Image = "hangar-test/busybox:latest"
 
+// DebianImage is the heavier test image: a minimal Debian root from
+// debootstrap, with bash.
+const DebianImage = "hangar-test/debian:bookworm"
+
 // EchoPort is the port the test image's echo server listens on.
 const EchoPort = 7777
 
@@ -25,7 +29,7 @@ const EchoPort = 7777
 const RequireEnv = "HANGAR_REQUIRE_DOCKER"
 
 // Client returns a client of the local engine once it has checked that the
-// engine answers and has Image; otherwise it skips t (or fails it when
+// engine answers and has Image and DebianImage; otherwise it skips t (or fails it when
 // RequireEnv is set).
 func Client(t testing.TB) *client.Client {
 	t.Helper()
@@ -46,8 +50,10 @@ func Client(t testing.TB) *client.Client {
 	if _, err := c.Ping(ctx, client.PingOptions{NegotiateAPIVersion: true}); err != nil {
 		unavailable("no engine answers: %v", err)
 	}
-	if _, err := c.ImageInspect(ctx, Image); err != nil {
-		unavailable("image %s: %v", Image, err)
+	for _, img := range []string{Image, DebianImage} {
+		if _, err := c.ImageInspect(ctx, img); err != nil {
+			unavailable("image %s: %v", img, err)
+		}
 	}
 	return c
 }
