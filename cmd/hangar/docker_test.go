@@ -1,8 +1,6 @@
 package main
 
 import (
-	"bytes"
-	"context"
 	"fmt"
 	"net/http"
 	"os"
@@ -197,46 +195,5 @@ missing-image:
 	}
 	if strings.Contains(stdout, "never runs") {
 		t.Errorf("the job whose image is missing ran:\n%s", stdout)
-	}
-}
-
-// A job whose artifacts are larger than the server takes fails, saying so,
-// and the server keeps nothing of them.
-func TestArtifactsOverTheLimit(t *testing.T) {
-	requireBash(t)
-	t.Parallel()
-	c := newCluster(t, faultLease, "--max-artifact-bytes", "65536")
-	c.startAgent("A", c.url)
-	p := c.submit(map[string]string{".gitlab-ci.yml": `
-big:
-  script:
-    - head -c 200000 /dev/urandom > big.bin
-  artifacts:
-    paths: [big.bin]
-small:
-  script:
-    - echo small > small.txt
-  artifacts:
-    paths: [small.txt]
-`})
-	p = c.waitPipeline(p.ID, 30*time.Second)
-	for _, j := range p.Jobs {
-		log := c.jobLog(j.ID)
-		switch j.Name {
-		case "big":
-			want := "ERROR: Job failed: artifacts: too large: the files hold 195.3 KiB, more than the 64.0 KiB the server takes"
-			if j.Status != "failed" || !strings.Contains(log, want) {
-				t.Errorf("job big is %s; want failed with %q in its log:\n%s", j.Status, want, log)
-			}
-			var out bytes.Buffer
-			code, err := c.client.Do(context.Background(), http.MethodGet, fmt.Sprintf("/jobs/%d/artifacts", j.ID), faultAPIToken, nil, &out)
-			if code != http.StatusNotFound {
-				t.Errorf("GET the artifacts of job big: %d %v, want 404", code, err)
-			}
-		case "small":
-			if j.Status != "success" {
-				t.Errorf("job small is %s, want success:\n%s", j.Status, log)
-			}
-		}
 	}
 }
