@@ -240,6 +240,9 @@ func (f *jobFiles) saveCache(ctx context.Context, key string, c store.CacheSpec)
 	return nil
 }
 
+// errUploadEnded stops a Pack whose upload ended before it was done.
+var errUploadEnded = errors.New("upload ended")
+
 // artifactsError is a problem with the job's own artifacts (a path outside
 // the workspace, too many bytes): the job fails, and running it elsewhere
 // would not help.
@@ -274,32 +277,32 @@ func (f *jobFiles) uploadArtifacts(ctx context.Context, succeeded bool) error {
 		f.note("yellow", "WARNING: no files to upload")
 		return nil
 	}
-	path, err := f.a.tempFile(func(w *os.File) error {
-		_, err := workspace.Pack(ctx, w, f.dir, set, as.MaxArtifactBytes)
-		return err
-	})
-	if errors.Is(err, workspace.ErrTooLarge) {
+	if as.MaxArtifactBytes > 0 && set.Bytes > as.MaxArtifactBytes {
 		return &artifactsError{fmt.Errorf("%w: the files hold %s, more than the %s the server takes",
 			workspace.ErrTooLarge, humanBytes(set.Bytes), humanBytes(as.MaxArtifactBytes))}
 	}
-	if err != nil {
-		return err
-	}
-	defer os.Remove(path)
+	// The archive streams from Pack into the request; a failed upload packs
+	// again, a failed Pack is not retried.
 	var res api.JobArtifacts
 	err = api.Retry(ctx, f.a.cfg.Backoff, func() error {
-		r, err := os.Open(path)
-		if err != nil {
-			return err
+		pr, pw := io.Pipe()
+		packed := make(chan error, 1)
+		go func() {
+			_, err := workspace.Pack(ctx, pw, f.dir, set, as.MaxArtifactBytes)
+			pw.CloseWithError(err)
+			packed <- err
+		}()
+		var err error
+		res, err = f.a.client.UploadArtifacts(ctx, as.AttemptID, as.Token, pr, -1)
+		pr.CloseWithError(errUploadEnded) // unblocks Pack if the upload stopped reading
+		if perr := <-packed; perr != nil && !errors.Is(perr, errUploadEnded) {
+			return api.Permanent(fmt.Errorf("pack artifacts: %w", perr))
 		}
-		defer r.Close()
-		info, err := r.Stat()
-		if err != nil {
-			return err
-		}
-		res, err = f.a.client.UploadArtifacts(ctx, as.AttemptID, as.Token, r, info.Size())
 		return err
 	})
+	if errors.Is(err, workspace.ErrTooLarge) {
+		return &artifactsError{err}
+	}
 	var se *api.StatusError
 	if errors.As(err, &se) && se.Code == 413 {
 		return &artifactsError{fmt.Errorf("the server refused the archive: %s", se.Body.Error)}
@@ -342,18 +345,27 @@ func whenMatches(when string, succeeded bool) bool {
 	}
 }
 
-// tempFile writes fill's output to a new file in the agent's work dir and
+// downloadTemp writes what get writes into a new file in the agent's work
+// dir, retrying with backoff on the network's and the server's errors, and
 // returns its path; the caller removes it.
-func (a *Agent) tempFile(fill func(f *os.File) error) (string, error) {
+func (a *Agent) downloadTemp(ctx context.Context, get func(w io.Writer) error) (string, error) {
 	dir := filepath.Join(a.cfg.WorkDir, "tmp")
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return "", err
 	}
-	f, err := os.CreateTemp(dir, "transfer-*")
+	f, err := os.CreateTemp(dir, "download-*")
 	if err != nil {
 		return "", err
 	}
-	err = fill(f)
+	err = api.Retry(ctx, a.cfg.Backoff, func() error {
+		if err := f.Truncate(0); err != nil {
+			return api.Permanent(err)
+		}
+		if _, err := f.Seek(0, io.SeekStart); err != nil {
+			return api.Permanent(err)
+		}
+		return get(f)
+	})
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}
@@ -362,23 +374,6 @@ func (a *Agent) tempFile(fill func(f *os.File) error) (string, error) {
 		return "", err
 	}
 	return f.Name(), nil
-}
-
-// download fetches what get writes into a temporary file, retrying with
-// backoff on the network's and the server's errors, and returns its path;
-// the caller removes it.
-func (a *Agent) downloadTemp(ctx context.Context, get func(w io.Writer) error) (string, error) {
-	return a.tempFile(func(f *os.File) error {
-		return api.Retry(ctx, a.cfg.Backoff, func() error {
-			if err := f.Truncate(0); err != nil {
-				return err
-			}
-			if _, err := f.Seek(0, io.SeekStart); err != nil {
-				return err
-			}
-			return get(f)
-		})
-	})
 }
 
 // humanBytes formats n bytes for a log line.

@@ -35,10 +35,11 @@ func StatusCode(err error) int {
 }
 
 // Retryable reports whether a call that failed with err may succeed when
-// tried again: network errors, 5xx, 429 and 408. This is the one place
-// that decides it.
+// tried again: network errors, 5xx, 429 and 408, unless marked Permanent.
+// This is the one place that decides it.
 func Retryable(err error) bool {
-	if err == nil || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+	var perm permanentError
+	if err == nil || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) || errors.As(err, &perm) {
 		return false
 	}
 	switch c := StatusCode(err); {
@@ -49,6 +50,21 @@ func Retryable(err error) bool {
 	}
 	return false
 }
+
+// Permanent marks err as one that trying again cannot cure (a failure on
+// this side of a call, such as a request body that cannot be produced), so
+// that Retryable is false for it. It returns nil for nil.
+func Permanent(err error) error {
+	if err == nil {
+		return nil
+	}
+	return permanentError{err}
+}
+
+type permanentError struct{ err error }
+
+func (p permanentError) Error() string { return p.err.Error() }
+func (p permanentError) Unwrap() error { return p.err }
 
 // Client calls the API of one server.
 type Client struct {
