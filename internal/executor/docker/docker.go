@@ -12,7 +12,8 @@
 //     match;
 //   - the step's script (see shell.Script) bind-mounted read-only from a
 //     directory private to the session, run by bash when the image has one
-//     and by sh otherwise;
+//     and by sh otherwise (see bootstrap for how an image's entrypoint is
+//     kept);
 //   - Docker's init as PID 1, so that the step's shell can be killed by a
 //     signal and orphans are reaped;
 //   - the job's variables, verbatim, as its environment;
@@ -45,6 +46,7 @@ import (
 
 	"github.com/moby/moby/api/pkg/stdcopy"
 	"github.com/moby/moby/api/types/container"
+	"github.com/moby/moby/api/types/mount"
 	"github.com/moby/moby/client"
 
 	"github.com/hangar-ci/hangar/internal/executor"
@@ -95,7 +97,7 @@ type Config struct {
 	// containers. Default DefaultProjectDir.
 	ProjectDir string
 	// KillGrace is how long a stopped step's processes get after SIGTERM
-	// before SIGKILL. Default DefaultKillGrace.
+	// before SIGKILL, rounded up to whole seconds. Default DefaultKillGrace.
 	KillGrace time.Duration
 	// ServiceWait bounds how long Prepare waits for the services' exposed
 	// ports to accept connections. Default DefaultServiceWait.
@@ -307,17 +309,30 @@ func (s *session) writeScript(step executor.Step) (string, error) {
 	return name, nil
 }
 
-// shellCommand runs script with the first bash the image has, or sh, the
-// way GitLab Runner picks a shell in a container. Its stderr goes into its
-// stdout, so that the engine sees one stream and the lines keep their
-// order.
-func shellCommand(script string) []string {
+// bootstrap returns the one line of shell that runs script with the first
+// bash the image has, or sh, the way GitLab Runner picks a shell in a
+// container. It sends stderr into stdout, so that the engine sees one
+// stream and the lines keep their order, and stdin from /dev/null.
+//
+// A step container gets the line twice: as the command, sh -c LINE, and on
+// its standard input. An image whose entrypoint runs its command ignores
+// the input; one whose entrypoint is a shell taking a command string, such
+// as ["/bin/sh", "-c"], runs a bare "sh" that reads the line from its
+// input, as GitLab Runner's scripts do. The line must stay one line: a
+// shell reading it from stdin parses it whole before it moves stdin away.
+func bootstrap(script string) string {
 	p := scriptDir + "/" + script
-	return []string{"sh", "-c", `exec 2>&1
-for b in /usr/local/bin/bash /usr/bin/bash /bin/bash; do
-  if [ -x "$b" ]; then exec "$b" --noprofile --norc ` + p + `; fi
-done
-exec sh ` + p}
+	return `exec 2>&1 </dev/null; for b in /usr/local/bin/bash /usr/bin/bash /bin/bash; do if [ -x "$b" ]; then exec "$b" --noprofile --norc ` +
+		p + `; fi; done; exec sh ` + p
+}
+
+// entrypoint returns the container entrypoint for an image's entrypoint:
+// override: nil keeps the image's, [""] clears it.
+func entrypoint(override []string) []string {
+	if len(override) == 1 && override[0] == "" {
+		return []string{}
+	}
+	return override
 }
 
 // Run runs step in a new container; see the package documentation.
@@ -329,14 +344,16 @@ func (s *session) Run(ctx context.Context, step executor.Step, out io.Writer) (e
 	if err != nil {
 		return executor.Result{}, fmt.Errorf("run step %s: %w", step.Name, err)
 	}
-	id, err := s.create(ctx, step.Name, shellCommand(script))
+	line := bootstrap(script)
+	// Created even if ctx ends meanwhile, so that its ID is known and the
+	// container removed whatever happens.
+	bg := context.WithoutCancel(ctx)
+	id, err := s.create(bg, step.Name, []string{"sh", "-c", line})
 	if err != nil {
 		return executor.Result{}, fmt.Errorf("run step %s: %w", step.Name, err)
 	}
-	// Whatever happens, the container goes, even when ctx is done.
-	bg := context.WithoutCancel(ctx)
 	defer s.ex.remove(bg, id)
-	res, err := s.ex.runContainer(ctx, id, step.Timeout, out)
+	res, err := s.ex.runContainer(ctx, id, line+"\n", step.Timeout, out)
 	if err != nil {
 		return res, fmt.Errorf("run step %s: %w", step.Name, err)
 	}
@@ -352,17 +369,13 @@ func (s *session) create(ctx context.Context, step string, cmd []string) (string
 	cfg := &container.Config{
 		Image: s.image, Cmd: cmd, Env: s.env, WorkingDir: s.ex.cfg.ProjectDir,
 		User: s.user, Labels: withLabel(s.labels, "hangar.step", step),
-	}
-	if s.entrypoint != nil {
-		cfg.Entrypoint = s.entrypoint
-		if len(s.entrypoint) == 1 && s.entrypoint[0] == "" {
-			cfg.Entrypoint = []string{}
-		}
+		Entrypoint: entrypoint(s.entrypoint),
+		AttachStdin: true, OpenStdin: true, StdinOnce: true,
 	}
 	host := &container.HostConfig{
-		Binds: []string{
-			s.dir + ":" + s.ex.cfg.ProjectDir,
-			s.tmp + ":" + scriptDir + ":ro",
+		Mounts: []mount.Mount{
+			{Type: mount.TypeBind, Source: s.dir, Target: s.ex.cfg.ProjectDir},
+			{Type: mount.TypeBind, Source: s.tmp, Target: scriptDir, ReadOnly: true},
 		},
 		Init:       &init,
 		Privileged: s.ex.cfg.Privileged,
@@ -383,20 +396,27 @@ func (e *Executor) resources() container.Resources {
 	return container.Resources{NanoCPUs: int64(e.cfg.CPUs * 1e9), Memory: e.cfg.Memory}
 }
 
-// runContainer starts the created container id, streams its output to out
-// until it exits, and returns how it ended. A timeout or ctx being done
-// stops it; the caller removes it.
-func (e *Executor) runContainer(ctx context.Context, id string, timeout time.Duration, out io.Writer) (executor.Result, error) {
+// runContainer starts the created container id, writes input to its
+// stdin, streams its output to out until it exits, and returns how it
+// ended. A timeout or ctx being done stops it; the caller removes it. out
+// is not used once runContainer has returned.
+func (e *Executor) runContainer(ctx context.Context, id, input string, timeout time.Duration, out io.Writer) (executor.Result, error) {
 	bg := context.WithoutCancel(ctx)
-	attach, err := e.client.ContainerAttach(ctx, id, client.ContainerAttachOptions{Stream: true, Stdout: true, Stderr: true})
+	attach, err := e.client.ContainerAttach(ctx, id, client.ContainerAttachOptions{Stream: true, Stdin: true, Stdout: true, Stderr: true})
 	if err != nil {
 		return executor.Result{}, fmt.Errorf("attach to container: %w", err)
 	}
-	defer attach.Close()
 	copyc := make(chan error, 1)
 	go func() {
 		_, err := stdcopy.StdCopy(out, out, attach.Reader)
 		copyc <- err
+	}()
+	copied := false
+	defer func() {
+		attach.Close()
+		if !copied {
+			<-copyc
+		}
 	}()
 	// Wait from before the start, so that no exit can be missed.
 	waitCtx, stopWait := context.WithCancel(bg)
@@ -404,6 +424,9 @@ func (e *Executor) runContainer(ctx context.Context, id string, timeout time.Dur
 	wait := e.client.ContainerWait(waitCtx, id, client.ContainerWaitOptions{Condition: container.WaitConditionNextExit})
 	if _, err := e.client.ContainerStart(ctx, id, client.ContainerStartOptions{}); err != nil {
 		return executor.Result{}, fmt.Errorf("start container: %w", err)
+	}
+	if _, err := io.WriteString(attach.Conn, input); err == nil {
+		attach.CloseWrite()
 	}
 	var timer <-chan time.Time
 	if timeout > 0 {
@@ -439,12 +462,11 @@ func (e *Executor) runContainer(ctx context.Context, id string, timeout time.Dur
 	defer drain.Stop()
 	select {
 	case err := <-copyc:
+		copied = true
 		if err != nil && runErr == nil && ctx.Err() == nil {
 			runErr = fmt.Errorf("read output: %w", err)
 		}
 	case <-drain.C:
-		attach.Close()
-		<-copyc
 	}
 	return res, runErr
 }
@@ -452,7 +474,7 @@ func (e *Executor) runContainer(ctx context.Context, id string, timeout time.Dur
 // stop stops the running container id, SIGTERM first, and waits for its
 // exit.
 func (e *Executor) stop(ctx context.Context, id string, wait client.ContainerWaitResult) (container.WaitResponse, error) {
-	grace := int(e.cfg.KillGrace.Round(time.Second) / time.Second)
+	grace := int((e.cfg.KillGrace + time.Second - 1) / time.Second) // the API counts whole seconds
 	if _, err := e.client.ContainerStop(ctx, id, client.ContainerStopOptions{Timeout: &grace}); err != nil {
 		// Stopping failed: make sure it dies.
 		e.client.ContainerKill(ctx, id, client.ContainerKillOptions{Signal: "KILL"})

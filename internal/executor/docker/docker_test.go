@@ -153,6 +153,10 @@ func TestEntrypointAndUser(t *testing.T) {
 		image store.ImageSpec
 		want  string
 	}{
+		// GitLab users give images whose entrypoint is not a shell this
+		// one; the script must still run, and fail as it says.
+		{"shell -c entrypoint", store.ImageSpec{Name: dockertest.Image, Entrypoint: []string{"/bin/sh", "-c"}}, "uid=0"},
+		{"bash -c entrypoint", store.ImageSpec{Name: dockertest.DebianImage, Entrypoint: []string{"/bin/bash", "-c"}}, "uid=0"},
 		{"cleared entrypoint", store.ImageSpec{Name: dockertest.Image, Entrypoint: []string{""}}, "uid=0"},
 		// An entrypoint that runs the command it is given, after saying so.
 		{"entrypoint wrapper", store.ImageSpec{Name: dockertest.Image, Entrypoint: []string{"sh", "-c", `echo from-entrypoint; exec "$@"`, "entry"}}, "from-entrypoint"},
@@ -162,9 +166,9 @@ func TestEntrypointAndUser(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			s := prepare(t, ex, &executor.Job{Dir: t.TempDir(), Image: &tt.image})
-			res, out := run(t, s, "id")
-			if res.ExitCode != 0 || !strings.Contains(out, tt.want) {
-				t.Errorf("result %+v, output lacks %q:\n%s", res, tt.want, out)
+			res, out := run(t, s, "id", "cat; echo stdin-done", "exit 3")
+			if res.ExitCode != 3 || !strings.Contains(out, tt.want) || !strings.Contains(out, "\nstdin-done\n") {
+				t.Errorf("result %+v, want exit code 3 and %q in the output:\n%s", res, tt.want, out)
 			}
 		})
 	}

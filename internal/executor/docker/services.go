@@ -25,13 +25,18 @@ import (
 // made is recorded in s as it goes, for Cleanup.
 func (s *session) startServices(ctx context.Context, job *executor.Job) error {
 	name := "hangar-" + randomHex(6)
-	res, err := s.ex.client.NetworkCreate(ctx, name, client.NetworkCreateOptions{Driver: "bridge", Labels: s.labels})
+	// Objects are created even if ctx ends meanwhile, so that their IDs are
+	// known and Cleanup removes them.
+	res, err := s.ex.client.NetworkCreate(context.WithoutCancel(ctx), name, client.NetworkCreateOptions{Driver: "bridge", Labels: s.labels})
 	if err != nil {
 		return fmt.Errorf("create network: %w", err)
 	}
 	s.mu.Lock()
 	s.network = res.ID
 	s.mu.Unlock()
+	if err := ctx.Err(); err != nil {
+		return err
+	}
 	log := logWriter(job.Log)
 	started := make([]startedService, 0, len(job.Services))
 	for i, sv := range job.Services {
@@ -72,12 +77,7 @@ func (s *session) startService(ctx context.Context, i int, sv store.ServiceSpec)
 		Image: sv.Name, Env: env, User: sv.User,
 		Labels: withLabel(s.labels, "hangar.service", fmt.Sprint(i)),
 	}
-	if sv.Entrypoint != nil {
-		cfg.Entrypoint = sv.Entrypoint
-		if len(sv.Entrypoint) == 1 && sv.Entrypoint[0] == "" {
-			cfg.Entrypoint = []string{}
-		}
-	}
+	cfg.Entrypoint = entrypoint(sv.Entrypoint)
 	if sv.Command != nil {
 		cfg.Cmd = sv.Command
 	}
@@ -92,13 +92,16 @@ func (s *session) startService(ctx context.Context, i int, sv store.ServiceSpec)
 	netCfg := &network.NetworkingConfig{EndpointsConfig: map[string]*network.EndpointSettings{
 		netID: {Aliases: serviceAliases(sv)},
 	}}
-	res, err := s.ex.client.ContainerCreate(ctx, client.ContainerCreateOptions{Config: cfg, HostConfig: host, NetworkingConfig: netCfg})
+	res, err := s.ex.client.ContainerCreate(context.WithoutCancel(ctx), client.ContainerCreateOptions{Config: cfg, HostConfig: host, NetworkingConfig: netCfg})
 	if err != nil {
 		return "", fmt.Errorf("create container: %w", err)
 	}
 	s.mu.Lock()
 	s.services = append(s.services, res.ID)
 	s.mu.Unlock()
+	if err := ctx.Err(); err != nil {
+		return "", err
+	}
 	if _, err := s.ex.client.ContainerStart(ctx, res.ID, client.ContainerStartOptions{}); err != nil {
 		return "", fmt.Errorf("start container: %w", err)
 	}
