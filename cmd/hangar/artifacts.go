@@ -91,35 +91,35 @@ func (c *cli) fetchArtifacts(ctx context.Context, jobID int64, dir, archive stri
 			return err
 		}
 	}
-	var (
-		f   *os.File
-		err error
-	)
+	// The download goes to a temporary file (beside archive, so that it
+	// can be renamed into place): a failed one leaves archive as it was.
+	tmpDir := ""
 	if archive != "" {
-		f, err = os.Create(archive)
-	} else {
-		f, err = os.CreateTemp("", "hangar-artifacts-*.tar.gz")
+		tmpDir = filepath.Dir(archive)
 	}
+	f, err := os.CreateTemp(tmpDir, ".hangar-artifacts-*.tar.gz")
 	if err != nil {
 		return fmt.Errorf("download artifacts: %w", err)
 	}
-	keep := archive != ""
 	defer func() {
 		f.Close()
-		if !keep {
-			os.Remove(f.Name())
-		}
+		os.Remove(f.Name()) // fails once it is renamed
 	}()
 	_, err = c.client.Do(ctx, http.MethodGet, fmt.Sprintf("/jobs/%d/artifacts/download", jobID), c.token, nil, f)
 	if err == nil {
 		err = f.Sync()
 	}
 	if err != nil {
-		keep = false // a partial archive is no archive
 		return err
 	}
 	if archive != "" {
 		info, err := f.Stat()
+		if err == nil {
+			err = os.Chmod(f.Name(), 0o644)
+		}
+		if err == nil {
+			err = os.Rename(f.Name(), archive)
+		}
 		if err != nil {
 			return fmt.Errorf("save artifacts: %w", err)
 		}

@@ -222,6 +222,21 @@ lint: {script: [x]}
 				}
 			},
 		},
+		{
+			name: "a failed download keeps the file there",
+			args: []string{"--archive", filepath.Join(work, "build.tar.gz"), id("lint")},
+			code: exitFailed,
+			err:  []string{"has no artifacts"},
+			check: func(t *testing.T) {
+				got, err := os.ReadFile(filepath.Join(work, "build.tar.gz"))
+				if err != nil || !bytes.Equal(got, archives["build"]) {
+					t.Errorf("build.tar.gz after a failed download over it: %d bytes, %v; want the %d saved before", len(got), err, len(archives["build"]))
+				}
+				if tmp, _ := filepath.Glob(filepath.Join(work, ".hangar-artifacts-*")); len(tmp) > 0 {
+					t.Errorf("temporary files left: %v", tmp)
+				}
+			},
+		},
 		{name: "no job", args: nil, code: exitUsage, err: []string{"want one job ID"}},
 		{name: "help", args: []string{"--help"}, code: exitOK, err: []string{"Usage: hangar artifacts", "-download DIR", "-archive FILE"}},
 	} {

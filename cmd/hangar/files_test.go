@@ -34,7 +34,7 @@ small:
 		log := c.jobLog(j.ID)
 		switch j.Name {
 		case "big":
-			want := "ERROR: Job failed: artifacts: too large: the files hold 195.3 KiB, more than the 64.0 KiB the server takes"
+			want := "ERROR: Job failed: artifacts: too large: the archive of 195.3 KiB of files is larger than the 64.0 KiB the server takes"
 			if j.Status != "failed" || !strings.Contains(log, want) {
 				t.Errorf("job big is %s; want failed with %q in its log:\n%s", j.Status, want, log)
 			}

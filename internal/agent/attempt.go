@@ -188,14 +188,20 @@ func (a *Agent) execute(ctx context.Context, at *attempt, out io.Writer) api.Com
 		}
 		return systemFailure("fetch source: %v", err)
 	}
+	// GitLab Runner's order: caches first, so that the artifacts of this
+	// pipeline win over what a cache holds.
+	if len(as.ExpiredDependencies) > 0 {
+		fmt.Fprintf(out, "\x1b[31;1mERROR: Job failed: the artifacts of %s expired\x1b[0;m\n", strings.Join(as.ExpiredDependencies, ", "))
+		return api.CompleteRequest{Status: string(store.AttemptFailed), ExitCode: -1, FailureReason: "missing_dependency_failure"}
+	}
 	files := &jobFiles{a: a, at: at, dir: dir, archive: archive, out: out}
+	files.restoreCaches(ctx)
 	if err := files.downloadDependencies(ctx); err != nil {
 		if ctx.Err() != nil {
 			return canceled
 		}
 		return systemFailure("%v", err)
 	}
-	files.restoreCaches(ctx)
 	// The agent's own variables come first, so the job's win (later ones
 	// do), as in GitLab.
 	vars := []store.Variable{
@@ -242,6 +248,9 @@ func (a *Agent) execute(ctx context.Context, at *attempt, out io.Writer) api.Com
 		err := files.uploadArtifacts(ctx, succeeded)
 		var artErr *artifactsError
 		switch {
+		case err != nil && !succeeded:
+			// The job failed already: that is what it failed of.
+			fmt.Fprintf(out, "\x1b[33;1mWARNING: artifacts: %v\x1b[0;m\n", err)
 		case errors.As(err, &artErr):
 			fmt.Fprintf(out, "\x1b[31;1mERROR: Job failed: artifacts: %v\x1b[0;m\n", err)
 			return api.CompleteRequest{Status: string(store.AttemptFailed), ExitCode: res.ExitCode, FailureReason: "script_failure"}
@@ -301,33 +310,19 @@ func (a *Agent) fetchSource(ctx context.Context, as *api.Assignment, dir string)
 
 // download fetches the attempt's archive to path, atomically.
 func (a *Agent) download(ctx context.Context, as *api.Assignment, path string) error {
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		return err
-	}
-	tmp, err := os.CreateTemp(filepath.Dir(path), ".download-*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name())
-	defer tmp.Close()
-	err = api.Retry(ctx, a.cfg.Backoff, func() error {
-		if err := tmp.Truncate(0); err != nil {
-			return err
-		}
-		if _, err := tmp.Seek(0, io.SeekStart); err != nil {
-			return err
-		}
-		_, err := a.client.Do(ctx, http.MethodGet, fmt.Sprintf("/attempts/%d/source", as.AttemptID), as.Token, nil, tmp)
+	tmp, err := a.downloadTemp(ctx, as.Archive, func(w io.Writer) error {
+		_, err := a.client.Do(ctx, http.MethodGet, fmt.Sprintf("/attempts/%d/source", as.AttemptID), as.Token, nil, w)
 		return err
 	})
 	if err != nil {
 		return fmt.Errorf("download source: %w", err)
 	}
-	if err := tmp.Close(); err != nil {
+	defer os.Remove(tmp)
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return err
 	}
 	pruneArchives(filepath.Dir(path), time.Now().Add(-archiveTTL))
-	return os.Rename(tmp.Name(), path)
+	return os.Rename(tmp, path)
 }
 
 // archiveTTL is how long a cached archive is kept after its last download.

@@ -2,6 +2,8 @@ package agent
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -16,10 +18,11 @@ import (
 	"github.com/hangar-ci/hangar/internal/workspace"
 )
 
-// This file moves what a job's workspace holds besides the source tree: the
-// artifacts of the jobs it depends on (downloaded before the steps), its
-// caches (restored before, saved after) and its own artifacts (uploaded
-// after), in GitLab Runner's order and with its messages.
+// This file moves what a job's workspace holds besides the source tree: its
+// caches (restored before the steps, saved after), the artifacts of the
+// jobs it depends on (downloaded before the steps, after the caches) and its
+// own artifacts (uploaded after), in GitLab Runner's order and with its
+// messages.
 
 // CacheStore keeps caches between jobs: one archive per key. Keys are any
 // strings; a store maps them to its own names.
@@ -43,6 +46,10 @@ type jobFiles struct {
 	archive string
 	out     io.Writer
 	tracked func(string) bool // built on first use
+	// cacheKeys are the keys of the job's caches, computed once before the
+	// steps (a key from files must not change because the job changed
+	// them); "" where the key could not be computed.
+	cacheKeys []string
 }
 
 // note writes a line to the job's log in GitLab Runner's colours: green
@@ -94,7 +101,7 @@ func (f *jobFiles) downloadDependencies(ctx context.Context) error {
 	as := f.at.as
 	for _, dep := range as.Dependencies {
 		f.note("green", "Downloading artifacts for %s (%d)...", dep.JobName, dep.JobID)
-		path, err := f.a.downloadTemp(ctx, func(w io.Writer) error {
+		path, err := f.a.downloadTemp(ctx, dep.Digest, func(w io.Writer) error {
 			return f.a.client.DownloadArtifacts(ctx, as.AttemptID, as.Token, dep.JobID, w)
 		})
 		if err != nil {
@@ -139,17 +146,20 @@ func (f *jobFiles) scoped(key string) string {
 	return f.at.as.Project + "/" + key
 }
 
-// restoreCaches restores the job's caches whose policy pulls: the first of
-// the key and the fallback keys that is stored wins. A cache that cannot be
-// restored is a warning, never a failure, as in GitLab.
+// restoreCaches computes the keys of the job's caches and restores those
+// whose policy pulls: the first of the key, the fallback keys and
+// CACHE_FALLBACK_KEY that is stored wins. A cache that cannot be restored
+// is a warning, never a failure, as in GitLab.
 func (f *jobFiles) restoreCaches(ctx context.Context) {
-	for _, c := range f.at.as.Caches {
-		if c.Policy == "push" {
-			continue
-		}
+	f.cacheKeys = make([]string, len(f.at.as.Caches))
+	for i, c := range f.at.as.Caches {
 		key, err := f.cacheKey(ctx, c)
 		if err != nil {
 			f.note("yellow", "WARNING: cache: %v", err)
+			continue
+		}
+		f.cacheKeys[i] = key
+		if !policyPulls(c.Policy) {
 			continue
 		}
 		keys := append([]string{key}, c.FallbackKeys...)
@@ -161,8 +171,11 @@ func (f *jobFiles) restoreCaches(ctx context.Context) {
 			f.note("green", "Checking cache for %s...", k)
 			ok, err := f.restoreCache(ctx, k)
 			if err != nil {
-				f.note("yellow", "WARNING: cache %s: %v", k, err)
-				continue
+				// Part of it may be in the workspace: do not pile another
+				// cache on top.
+				f.note("yellow", "WARNING: cache %s could not be restored, the workspace may hold part of it: %v", k, err)
+				restored = true
+				break
 			}
 			if ok {
 				f.note("green", "Successfully extracted cache")
@@ -175,6 +188,11 @@ func (f *jobFiles) restoreCaches(ctx context.Context) {
 		}
 	}
 }
+
+// policyPulls and policyPushes read a cache: policy; anything but pull
+// and push means pull-push, as GitLab's default.
+func policyPulls(p string) bool  { return p != "push" }
+func policyPushes(p string) bool { return p != "pull" }
 
 // restoreCache extracts the cache stored under key, reporting whether
 // there was one.
@@ -196,15 +214,12 @@ func (f *jobFiles) restoreCache(ctx context.Context, key string) (bool, error) {
 // saveCaches saves the job's caches whose policy pushes and whose when
 // matches how the job went. Failures are warnings.
 func (f *jobFiles) saveCaches(ctx context.Context, succeeded bool) {
-	for _, c := range f.at.as.Caches {
-		if c.Policy == "pull" || !whenMatches(c.When, succeeded) {
+	for i, c := range f.at.as.Caches {
+		key := f.cacheKeys[i]
+		if key == "" || !policyPushes(c.Policy) || !whenMatches(c.When, succeeded) {
 			continue
 		}
-		key, err := f.cacheKey(ctx, c)
-		if err == nil {
-			err = f.saveCache(ctx, key, c)
-		}
-		if err != nil {
+		if err := f.saveCache(ctx, key, c); err != nil {
 			f.note("yellow", "WARNING: cache: %v", err)
 		}
 	}
@@ -225,6 +240,9 @@ func (f *jobFiles) saveCache(ctx context.Context, key string, c store.CacheSpec)
 	if len(set.Entries) == 0 {
 		f.note("yellow", "WARNING: no files to cache for %s", key)
 		return nil
+	}
+	if err := withinLimits(set); err != nil {
+		return fmt.Errorf("cache %s not saved: %w", key, err)
 	}
 	pr, pw := io.Pipe()
 	go func() {
@@ -277,18 +295,18 @@ func (f *jobFiles) uploadArtifacts(ctx context.Context, succeeded bool) error {
 		f.note("yellow", "WARNING: no files to upload")
 		return nil
 	}
-	if as.MaxArtifactBytes > 0 && set.Bytes > as.MaxArtifactBytes {
-		return &artifactsError{fmt.Errorf("%w: the files hold %s, more than the %s the server takes",
-			workspace.ErrTooLarge, humanBytes(set.Bytes), humanBytes(as.MaxArtifactBytes))}
+	if err := withinLimits(set); err != nil {
+		return &artifactsError{err}
 	}
 	// The archive streams from Pack into the request; a failed upload packs
-	// again, a failed Pack is not retried.
+	// again, a failed Pack is not retried. The server's limit is on the
+	// compressed archive: Pack stops as soon as it is passed.
 	var res api.JobArtifacts
 	err = api.Retry(ctx, f.a.cfg.Backoff, func() error {
 		pr, pw := io.Pipe()
 		packed := make(chan error, 1)
 		go func() {
-			_, err := workspace.Pack(ctx, pw, f.dir, set, as.MaxArtifactBytes)
+			_, err := workspace.Pack(ctx, &limitWriter{w: pw, left: as.MaxArtifactBytes}, f.dir, set, 0)
 			pw.CloseWithError(err)
 			packed <- err
 		}()
@@ -301,7 +319,8 @@ func (f *jobFiles) uploadArtifacts(ctx context.Context, succeeded bool) error {
 		return err
 	})
 	if errors.Is(err, workspace.ErrTooLarge) {
-		return &artifactsError{err}
+		return &artifactsError{fmt.Errorf("%w: the archive of %s of files is larger than the %s the server takes",
+			workspace.ErrTooLarge, humanBytes(set.Bytes), humanBytes(as.MaxArtifactBytes))}
 	}
 	var se *api.StatusError
 	if errors.As(err, &se) && se.Code == 413 {
@@ -346,9 +365,10 @@ func whenMatches(when string, succeeded bool) bool {
 }
 
 // downloadTemp writes what get writes into a new file in the agent's work
-// dir, retrying with backoff on the network's and the server's errors, and
-// returns its path; the caller removes it.
-func (a *Agent) downloadTemp(ctx context.Context, get func(w io.Writer) error) (string, error) {
+// dir, retrying with backoff on the network's and the server's errors (not
+// on the disk's), checks that it has the sha256 digest ("sha256:hex";
+// "" checks nothing), and returns its path; the caller removes it.
+func (a *Agent) downloadTemp(ctx context.Context, digest string, get func(w io.Writer) error) (string, error) {
 	dir := filepath.Join(a.cfg.WorkDir, "tmp")
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return "", err
@@ -357,6 +377,7 @@ func (a *Agent) downloadTemp(ctx context.Context, get func(w io.Writer) error) (
 	if err != nil {
 		return "", err
 	}
+	h := sha256.New()
 	err = api.Retry(ctx, a.cfg.Backoff, func() error {
 		if err := f.Truncate(0); err != nil {
 			return api.Permanent(err)
@@ -364,16 +385,59 @@ func (a *Agent) downloadTemp(ctx context.Context, get func(w io.Writer) error) (
 		if _, err := f.Seek(0, io.SeekStart); err != nil {
 			return api.Permanent(err)
 		}
-		return get(f)
+		h.Reset()
+		return get(io.MultiWriter(permanentWriter{f}, h))
 	})
 	if cerr := f.Close(); err == nil {
 		err = cerr
+	}
+	if got := "sha256:" + hex.EncodeToString(h.Sum(nil)); err == nil && digest != "" && got != digest {
+		err = fmt.Errorf("the download has the digest %s, not %s", got, digest)
 	}
 	if err != nil {
 		os.Remove(f.Name())
 		return "", err
 	}
 	return f.Name(), nil
+}
+
+// permanentWriter marks its writer's errors (a full disk) as not worth
+// retrying the download for.
+type permanentWriter struct{ w io.Writer }
+
+func (p permanentWriter) Write(b []byte) (int, error) {
+	n, err := p.w.Write(b)
+	return n, api.Permanent(err)
+}
+
+// limitWriter passes at most left bytes to w, then fails with
+// workspace.ErrTooLarge; left <= 0 means no limit.
+type limitWriter struct {
+	w    io.Writer
+	left int64
+}
+
+func (l *limitWriter) Write(b []byte) (int, error) {
+	if l.left > 0 {
+		if int64(len(b)) > l.left {
+			return 0, workspace.ErrTooLarge
+		}
+		l.left -= int64(len(b))
+	}
+	return l.w.Write(b)
+}
+
+// withinLimits reports whether the files of set can be unpacked again
+// (source.DefaultMaxFiles entries, source.DefaultMaxBytes bytes): a set
+// that cannot is not worth packing.
+func withinLimits(set *workspace.Set) error {
+	switch {
+	case len(set.Entries) > source.DefaultMaxFiles:
+		return fmt.Errorf("%w: %d entries, more than the %d a job unpacks", source.ErrTooManyFiles, len(set.Entries), source.DefaultMaxFiles)
+	case set.Bytes > source.DefaultMaxBytes:
+		return fmt.Errorf("%w: %s of files, more than the %s a job unpacks", workspace.ErrTooLarge, humanBytes(set.Bytes), humanBytes(source.DefaultMaxBytes))
+	}
+	return nil
 }
 
 // humanBytes formats n bytes for a log line.

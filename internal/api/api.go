@@ -99,6 +99,9 @@ type Assignment struct {
 	// Dependencies are the artifacts of earlier jobs to download into the
 	// workspace before the job runs, in order (a later one wins).
 	Dependencies []ArtifactRef `json:"dependencies,omitempty"`
+	// ExpiredDependencies names the jobs whose artifacts the job depends
+	// on but which expired: the agent fails the job.
+	ExpiredDependencies []string `json:"expired_dependencies,omitempty"`
 	// TimeoutSeconds bounds before_script + script.
 	TimeoutSeconds float64 `json:"timeout_seconds"`
 	// LeaseSeconds is how long the attempt lives without a heartbeat.

@@ -177,7 +177,7 @@ func cacheSpecs(pj *pipeline.PlannedJob) []store.CacheSpec {
 		}
 		out = append(out, store.CacheSpec{
 			Key: pj.Expand(c.Key), KeyFiles: expandAll(pj, c.KeyFiles), KeyPrefix: pj.Expand(c.KeyPrefix),
-			Paths: expandAll(pj, c.Paths), Untracked: c.Untracked, When: string(c.When), Policy: c.Policy,
+			Paths: expandAll(pj, c.Paths), Untracked: c.Untracked, When: string(c.When), Policy: pj.Expand(c.Policy),
 			FallbackKeys: expandAll(pj, c.FallbackKeys),
 		})
 	}

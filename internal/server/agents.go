@@ -96,11 +96,16 @@ func (s *Server) assignment(ctx context.Context, as *scheduler.Assignment) (api.
 	if j.Spec.Artifacts != nil && s.cfg.Artifacts != nil {
 		out.MaxArtifactBytes = s.cfg.MaxArtifactBytes
 	}
-	deps, err := s.dependencies(ctx, j)
+	deps, expired, err := s.dependencies(ctx, j)
 	if err != nil {
 		return out, err
 	}
-	out.Dependencies = deps
+	out.Dependencies, out.ExpiredDependencies = deps, expired
+	if as.Attempt.Number > 1 {
+		// The job's artifacts are the latest attempt's: a retry that keeps
+		// none must not leave dependents an earlier attempt's files.
+		s.dropArtifacts(ctx, j.ID)
+	}
 	return out, nil
 }
 

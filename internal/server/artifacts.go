@@ -199,24 +199,24 @@ func (s *Server) collect(ctx context.Context, digest string) {
 
 // dependencies returns the artifacts a job downloads before it runs: the
 // current, unexpired artifacts of the jobs its spec names, in the spec's
-// order. Jobs without artifacts are left out; so are expired ones (logged,
-// since GitLab would fail the job).
-func (s *Server) dependencies(ctx context.Context, j *store.Job) ([]api.ArtifactRef, error) {
+// order, and the names of those whose artifacts expired (the agent fails
+// the job, as GitLab does). Jobs without artifacts are left out.
+func (s *Server) dependencies(ctx context.Context, j *store.Job) (_ []api.ArtifactRef, expired []string, err error) {
 	names := j.Spec.Dependencies
 	if len(names) == 0 || s.cfg.Artifacts == nil {
-		return nil, nil
+		return nil, nil, nil
 	}
 	var found []*store.Artifact
-	err := s.store.Read(ctx, func(tx store.Tx) error {
+	err = s.store.Read(ctx, func(tx store.Tx) error {
 		var err error
 		found, err = tx.Artifacts().ListByJobNames(ctx, j.PipelineID, names)
 		return err
 	})
 	if err != nil {
-		return nil, fmt.Errorf("dependencies of job %d: %w", j.ID, err)
+		return nil, nil, fmt.Errorf("dependencies of job %d: %w", j.ID, err)
 	}
 	if len(found) == 0 {
-		return nil, nil
+		return nil, nil, nil
 	}
 	byName := make(map[string]*store.Artifact, len(found))
 	for _, a := range found {
@@ -231,13 +231,36 @@ func (s *Server) dependencies(ctx context.Context, j *store.Job) ([]api.Artifact
 		}
 		delete(byName, name) // a name given twice is downloaded once
 		if a.Expired(now) {
-			s.log.LogAttrs(ctx, slog.LevelWarn, "dependency's artifacts expired", slog.Int64("job_id", j.ID),
-				slog.String("dependency", name), slog.Time("expired_at", a.ExpireAt))
+			expired = append(expired, name)
 			continue
 		}
 		out = append(out, api.ArtifactRef{JobID: a.JobID, JobName: a.JobName, Size: a.Size, Digest: a.Digest})
 	}
-	return out, nil
+	return out, expired, nil
+}
+
+// dropArtifacts deletes the job's artifacts, if it has any. Failures are
+// logged: the job's next upload replaces them anyway.
+func (s *Server) dropArtifacts(ctx context.Context, jobID int64) {
+	var gone *store.Artifact
+	err := s.store.Update(ctx, func(tx store.Tx) error {
+		a, err := tx.Artifacts().Get(ctx, jobID)
+		if errors.Is(err, store.ErrNotFound) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		gone = a
+		return tx.Artifacts().Delete(ctx, a.ID)
+	})
+	if err != nil {
+		s.log.LogAttrs(ctx, slog.LevelWarn, "drop artifacts of a retried job", slog.Int64("job_id", jobID), slog.String("error", err.Error()))
+		return
+	}
+	if gone != nil {
+		s.collect(ctx, gone.Digest)
+	}
 }
 
 // dependencyArtifacts serves the artifacts archive of job {job_id} to an

@@ -303,7 +303,7 @@ func (e *env) get(path, token string) (*http.Response, error) {
 
 // TestAssignmentDependencies: an assignment lists the current, unexpired
 // artifacts of the jobs its job depends on, in the order the pipeline
-// names them.
+// names them, and the names of those that expired.
 func TestAssignmentDependencies(t *testing.T) {
 	clk := newClock()
 	e := newEnvWith(t, 30*time.Second, func(c *server.Config) { c.Now = clk.Now })
@@ -341,11 +341,19 @@ everything:
 	if retry.JobName != "b" || retry.Attempt != 2 {
 		t.Fatalf("claimed %s attempt %d, want b attempt 2", retry.JobName, retry.Attempt)
 	}
+	// The retry holds the job now: the first attempt's archive is gone, so
+	// that a retry keeping no files leaves dependents none.
 	old := archives["b"]
+	if _, err := e.client.Do(e.ctx, "GET", fmt.Sprintf("/jobs/%d/artifacts", retry.JobID), apiToken, nil, nil); api.StatusCode(err) != http.StatusNotFound {
+		t.Errorf("artifacts of b once its retry started: %v, want 404", err)
+	}
+	if e.hasBlob(digest(old)) {
+		t.Errorf("once b's retry started, the store still holds its first archive: %v", e.blobFiles())
+	}
 	archives["b"] = targz(t, map[string]string{"out/b": "b, second attempt"})
 	e.mustUpload(retry, archives["b"])
-	if e.hasBlob(digest(old)) || !e.hasBlob(digest(archives["b"])) {
-		t.Errorf("after b's retry uploaded: store holds %v; want the new archive and not the replaced one", e.blobFiles())
+	if !e.hasBlob(digest(archives["b"])) {
+		t.Errorf("after b's retry uploaded: store holds %v; want the new archive", e.blobFiles())
 	}
 	builds["b"] = retry
 	for _, as := range builds {
@@ -368,6 +376,9 @@ everything:
 	} {
 		if deps := got[tc.job].Dependencies; !slices.Equal(deps, tc.want) {
 			t.Errorf("dependencies of %s:\n got %+v\nwant %+v", tc.job, deps, tc.want)
+		}
+		if exp := got[tc.job].ExpiredDependencies; !slices.Equal(exp, []string{"short"}) {
+			t.Errorf("expired dependencies of %s: %q, want [short]", tc.job, exp)
 		}
 	}
 	// The expired archive is not served, even before the expiry loop

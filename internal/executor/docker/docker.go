@@ -369,7 +369,7 @@ func (s *session) create(ctx context.Context, step string, cmd []string) (string
 	cfg := &container.Config{
 		Image: s.image, Cmd: cmd, Env: s.env, WorkingDir: s.ex.cfg.ProjectDir,
 		User: s.user, Labels: withLabel(s.labels, "hangar.step", step),
-		Entrypoint: entrypoint(s.entrypoint),
+		Entrypoint:  entrypoint(s.entrypoint),
 		AttachStdin: true, OpenStdin: true, StdinOnce: true,
 	}
 	host := &container.HostConfig{

@@ -4,9 +4,13 @@ import (
 	"context"
 	"database/sql"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"testing/fstest"
+	"time"
+
+	"github.com/hangar-ci/hangar/internal/store"
 )
 
 func TestLoadMigrations(t *testing.T) {
@@ -89,5 +93,73 @@ func TestMigrate(t *testing.T) {
 	}
 	if _, err := open(ctx, path, []migration{m1}, options{}); err == nil {
 		t.Errorf("open of a version 2 database with 1 migration succeeded, want an error")
+	}
+}
+
+// TestMigrateImageSpec: jobs stored when a spec's image was a bare name
+// read back, after migration 4, with that name in the image object.
+func TestMigrateImageSpec(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "m.db")
+	all, err := loadMigrations(migrationFiles, "migrations")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := open(ctx, path, all[:3], options{})
+	if err != nil {
+		t.Fatalf("open at version 3: %v", err)
+	}
+	var ids []int64
+	err = s.Update(ctx, func(tx store.Tx) error {
+		p, err := tx.Projects().Ensure(ctx, "p", time.Unix(0, 0))
+		if err != nil {
+			return err
+		}
+		pl := &store.Pipeline{ProjectID: p.ID, Status: store.PipelineRunning, Source: "api", Ref: "main"}
+		if err := tx.Pipelines().Create(ctx, pl); err != nil {
+			return err
+		}
+		for _, name := range []string{"old", "none"} {
+			j := &store.Job{PipelineID: pl.ID, Name: name, Stage: "test", Status: store.JobPending, When: "on_success",
+				Spec: store.JobSpec{Script: []string{"make"}}}
+			if err := tx.Jobs().Create(ctx, j); err != nil {
+				return err
+			}
+			ids = append(ids, j.ID)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.write.ExecContext(ctx, `UPDATE jobs SET spec = json_set(spec, '$.image', 'golang:1.26') WHERE id = ?`, ids[0]); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+
+	s, err = open(ctx, path, all, options{})
+	if err != nil {
+		t.Fatalf("open with every migration: %v", err)
+	}
+	defer s.Close()
+	err = s.Read(ctx, func(tx store.Tx) error {
+		old, err := tx.Jobs().Get(ctx, ids[0])
+		if err != nil {
+			return err
+		}
+		if old.Spec.Image == nil || old.Spec.Image.Name != "golang:1.26" || !slices.Equal(old.Spec.Script, []string{"make"}) {
+			t.Errorf("old job's spec after migrating: %+v, want image golang:1.26 and its script", old.Spec)
+		}
+		none, err := tx.Jobs().Get(ctx, ids[1])
+		if err != nil {
+			return err
+		}
+		if none.Spec.Image != nil {
+			t.Errorf("a job without image has %+v after migrating", none.Spec.Image)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
 	}
 }
