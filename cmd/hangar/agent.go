@@ -47,6 +47,10 @@ func runAgent(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		fmt.Fprintf(stderr, "hangar agent: unexpected argument %q\n", fs.Arg(0))
 		return exitUsage
 	}
+	if err := exFlags.check(fs); err != nil {
+		fmt.Fprintf(stderr, "hangar agent: %v\n", err)
+		return exitUsage
+	}
 	if cfg.Server == "" || cfg.RegistrationToken == "" {
 		fmt.Fprintf(stderr, "hangar agent: --server and --token are required\n")
 		return exitUsage
@@ -65,6 +69,9 @@ func runAgent(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		return exitTrouble
 	}
 	cfg.Executor = ex
+	if c, ok := ex.(io.Closer); ok {
+		defer c.Close()
+	}
 	if cacheDir != "" {
 		if cfg.Cache, err = cache.NewDir(cacheDir); err != nil {
 			fmt.Fprintf(stderr, "hangar agent: %v\n", err)

@@ -33,6 +33,18 @@ func (f *executorFlags) register(fs *flag.FlagSet) {
 	fs.BoolVar(&f.docker.Privileged, "docker-privileged", false, "with --executor docker: run containers in privileged mode")
 }
 
+// check reports --docker-* flags given with an executor that does not use
+// them; fs is the parsed flag set the flags were registered in.
+func (f *executorFlags) check(fs *flag.FlagSet) error {
+	var err error
+	fs.Visit(func(fl *flag.Flag) {
+		if err == nil && f.kind != "docker" && strings.HasPrefix(fl.Name, "docker-") {
+			err = fmt.Errorf("--%s is for --executor docker, and the executor is %s", fl.Name, f.kind)
+		}
+	})
+	return err
+}
+
 // build returns the executor the flags describe. A Docker executor is
 // checked against its engine first, so a missing engine is reported at
 // start, not at the first job.

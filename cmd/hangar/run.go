@@ -69,6 +69,10 @@ Flags:
 	if code := parseFlags(fs, args); code >= 0 {
 		return code
 	}
+	if err := o.executor.check(fs); err != nil {
+		fmt.Fprintf(stderr, "hangar run: %v\n", err)
+		return exitUsage
+	}
 	if o.server != "" && o.executor.kind != "shell" {
 		fmt.Fprintf(stderr, "hangar run: --executor chooses how the embedded agents run jobs; with --server the server's agents decide\n")
 		return exitUsage
@@ -269,6 +273,9 @@ func startEmbedded(ctx context.Context, n int, keep bool, cacheDir string, exFla
 		stopAll()
 		wg.Wait()
 		cp.Close()
+		if c, ok := ex.(io.Closer); ok {
+			c.Close()
+		}
 		if keep {
 			fmt.Fprintf(stderr, "hangar run: data kept in %s\n", data)
 		} else {

@@ -108,12 +108,18 @@ type Assignment struct {
 	LeaseSeconds float64 `json:"lease_seconds"`
 }
 
-// The job specification's parts travel as the store holds them.
+// The parts of a job's specification travel as the store holds them:
+// one definition, so that the wire and the database cannot drift apart
+// (a change to either is a change to both, and wants a migration).
 type (
-	Image     = store.ImageSpec
-	Service   = store.ServiceSpec
+	// Image is a job's or a service's image: store.ImageSpec.
+	Image = store.ImageSpec
+	// Service is one of a job's services: store.ServiceSpec.
+	Service = store.ServiceSpec
+	// Artifacts says which files a job keeps: store.ArtifactsSpec.
 	Artifacts = store.ArtifactsSpec
-	Cache     = store.CacheSpec
+	// Cache is one of a job's caches: store.CacheSpec.
+	Cache = store.CacheSpec
 )
 
 // ArtifactRef names the artifacts archive of one job, as an attempt that

@@ -114,12 +114,7 @@ func (c *Client) Do(ctx context.Context, method, path, token string, in, out any
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode >= 300 {
-		se := &StatusError{Method: method, Path: path, Code: resp.StatusCode}
-		b, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
-		if json.Unmarshal(b, &se.Body) != nil || se.Body.Error == "" {
-			se.Body.Error = strings.TrimSpace(string(b))
-		}
-		return resp.StatusCode, se
+		return resp.StatusCode, statusError(method, path, resp)
 	}
 	if w, ok := out.(io.Writer); ok {
 		if _, err := io.Copy(w, resp.Body); err != nil {

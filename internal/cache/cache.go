@@ -16,6 +16,7 @@ import (
 	"os"
 	"path/filepath"
 
+	"github.com/hangar-ci/hangar/internal/iox"
 	"github.com/hangar-ci/hangar/internal/workspace"
 )
 
@@ -61,7 +62,7 @@ func (d *Dir) Put(ctx context.Context, key string, r io.Reader) error {
 		return fmt.Errorf("save cache %q: %w", key, err)
 	}
 	defer os.Remove(tmp.Name())
-	_, err = io.Copy(tmp, ctxReader{ctx, r})
+	_, err = io.Copy(tmp, iox.ContextReader(ctx, r))
 	if cerr := tmp.Close(); err == nil {
 		err = cerr
 	}
@@ -77,17 +78,4 @@ func (d *Dir) Put(ctx context.Context, key string, r io.Reader) error {
 // IsNotExist reports whether err says a key holds no archive.
 func IsNotExist(err error) bool {
 	return errors.Is(err, fs.ErrNotExist)
-}
-
-// ctxReader stops reading once its context is done.
-type ctxReader struct {
-	ctx context.Context
-	r   io.Reader
-}
-
-func (c ctxReader) Read(p []byte) (int, error) {
-	if err := c.ctx.Err(); err != nil {
-		return 0, err
-	}
-	return c.r.Read(p)
 }

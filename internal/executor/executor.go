@@ -8,7 +8,10 @@ package executor
 
 import (
 	"context"
+	"fmt"
 	"io"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/hangar-ci/hangar/internal/store"
@@ -81,4 +84,31 @@ type Session interface {
 	// Cleanup releases what Prepare made; it is safe to call twice. Run
 	// fails after Cleanup.
 	Cleanup(ctx context.Context) error
+}
+
+// Env returns the environment of a step as NAME=value entries: the
+// variables of base, then those of vars, a later one winning, each name
+// once, in the order it first came. Values are taken verbatim. A name that
+// cannot be an environment variable, or a value holding a NUL byte, is an
+// error.
+func Env(base, vars []store.Variable) ([]string, error) {
+	values := map[string]string{}
+	var order []string
+	for _, v := range slices.Concat(base, vars) {
+		if v.Name == "" || strings.ContainsAny(v.Name, "=\x00") {
+			return nil, fmt.Errorf("variable %q: invalid name for an environment variable", v.Name)
+		}
+		if strings.IndexByte(v.Value, 0) >= 0 {
+			return nil, fmt.Errorf("variable %s: value holds a NUL byte", v.Name)
+		}
+		if _, ok := values[v.Name]; !ok {
+			order = append(order, v.Name)
+		}
+		values[v.Name] = v.Value
+	}
+	env := make([]string, 0, len(order))
+	for _, name := range order {
+		env = append(env, name+"="+values[name])
+	}
+	return env, nil
 }

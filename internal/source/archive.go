@@ -12,6 +12,8 @@ import (
 	"runtime"
 	"slices"
 	"strings"
+
+	"github.com/hangar-ci/hangar/internal/iox"
 )
 
 // maxLinkHops bounds the symlinks followed while resolving one path, as
@@ -247,7 +249,7 @@ func scan(ctx context.Context, r io.Reader, limits Limits, v visitor) (*tree, er
 	if err != nil {
 		return nil, err
 	}
-	gz, err := gzip.NewReader(ctxReader{ctx, r})
+	gz, err := gzip.NewReader(iox.ContextReader(ctx, r))
 	if err != nil {
 		return nil, fmt.Errorf("read archive: %w", err)
 	}

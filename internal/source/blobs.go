@@ -13,6 +13,8 @@ import (
 	"runtime"
 	"strings"
 	"time"
+
+	"github.com/hangar-ci/hangar/internal/iox"
 )
 
 // digestPrefix starts every digest.
@@ -61,7 +63,7 @@ func (b *Blobs) Put(ctx context.Context, r io.Reader, maxBytes int64) (digest st
 		}
 	}()
 	h := sha256.New()
-	size, err = io.Copy(io.MultiWriter(tmp, h), io.LimitReader(ctxReader{ctx, r}, maxBytes+1))
+	size, err = io.Copy(io.MultiWriter(tmp, h), io.LimitReader(iox.ContextReader(ctx, r), maxBytes+1))
 	if err != nil {
 		return "", 0, fmt.Errorf("put blob: %w", err)
 	}

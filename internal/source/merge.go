@@ -8,6 +8,8 @@ import (
 	"io/fs"
 	"os"
 	"slices"
+
+	"github.com/hangar-ci/hangar/internal/iox"
 )
 
 // Names returns the names of the files and symlinks in the gzip-compressed
@@ -141,7 +143,7 @@ func mergeDir(root *os.Root, name string) error {
 // mergeFile writes the file name in root with the contents of data,
 // replacing what is there, and returns how many bytes it wrote.
 func mergeFile(root *os.Root, name string, exec bool, data io.Reader) (int64, error) {
-	cr := &countingReader{r: data}
+	cr := &iox.CountingReader{R: data}
 	err := writeFile(root, name, exec, cr)
 	if errors.Is(err, fs.ErrExist) {
 		if err := replace(root, name); err != nil {
@@ -149,7 +151,7 @@ func mergeFile(root *os.Root, name string, exec bool, data io.Reader) (int64, er
 		}
 		err = writeFile(root, name, exec, cr)
 	}
-	return cr.n, err
+	return cr.N, err
 }
 
 // mergeSymlink creates the symlink name in root, replacing what is there.
@@ -198,16 +200,4 @@ func kindOf(info fs.FileInfo) string {
 		return "symlink"
 	}
 	return "special file"
-}
-
-// countingReader counts the bytes read through it.
-type countingReader struct {
-	r io.Reader
-	n int64
-}
-
-func (c *countingReader) Read(p []byte) (int, error) {
-	n, err := c.r.Read(p)
-	c.n += int64(n)
-	return n, err
 }

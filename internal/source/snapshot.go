@@ -15,6 +15,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/hangar-ci/hangar/internal/iox"
 )
 
 // snapshotEntry is one file or symlink Snapshot writes.
@@ -270,7 +272,7 @@ func copyFile(ctx context.Context, root *os.Root, e snapshotEntry, w io.Writer) 
 		return fmt.Errorf("read %q: %w", e.name, err)
 	}
 	defer f.Close()
-	n, err := io.Copy(w, io.LimitReader(ctxReader{ctx, f}, e.size))
+	n, err := io.Copy(w, io.LimitReader(iox.ContextReader(ctx, f), e.size))
 	if err != nil {
 		return fmt.Errorf("read %q: %w", e.name, err)
 	}

@@ -13,10 +13,8 @@
 package source
 
 import (
-	"context"
 	"errors"
 	"fmt"
-	"io"
 )
 
 // Errors that Extract, NewFS, Snapshot and Blobs wrap, for errors.Is.
@@ -81,18 +79,4 @@ func (l Limits) withDefaults() (Limits, error) {
 		l.MaxFiles = DefaultMaxFiles
 	}
 	return l, nil
-}
-
-// ctxReader is a reader that stops once its context is done, so that a
-// long copy notices cancellation between reads.
-type ctxReader struct {
-	ctx context.Context
-	r   io.Reader
-}
-
-func (c ctxReader) Read(p []byte) (int, error) {
-	if err := c.ctx.Err(); err != nil {
-		return 0, err
-	}
-	return c.r.Read(p)
 }

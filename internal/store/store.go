@@ -358,6 +358,7 @@ type JobSpec struct {
 
 // ImageSpec is the image: of a job or a service, variables expanded.
 type ImageSpec struct {
+	// Name is the image reference, as docker pull takes it.
 	Name string `json:"name"`
 	// Entrypoint overrides the image's entrypoint when not nil; [""]
 	// clears it.
@@ -375,16 +376,21 @@ type ServiceSpec struct {
 	// the ones derived from the image name.
 	Alias string `json:"alias,omitempty"`
 	// Command overrides the image's command when not nil.
-	Command   []string   `json:"command,omitempty"`
+	Command []string `json:"command,omitempty"`
+	// Variables are the service's own, on top of the job's.
 	Variables []Variable `json:"variables,omitempty"`
 }
 
 // ArtifactsSpec is a job's artifacts:, variables expanded.
 type ArtifactsSpec struct {
-	Paths     []string `json:"paths,omitempty"`
-	Exclude   []string `json:"exclude,omitempty"`
-	Name      string   `json:"name,omitempty"`
-	Untracked bool     `json:"untracked,omitempty"`
+	// Paths and Exclude are globs relative to the workspace: what to keep,
+	// and what of it to leave out.
+	Paths   []string `json:"paths,omitempty"`
+	Exclude []string `json:"exclude,omitempty"`
+	// Name names the archive when it is downloaded.
+	Name string `json:"name,omitempty"`
+	// Untracked also keeps the files the source tree did not hold.
+	Untracked bool `json:"untracked,omitempty"`
 	// When is on_success, on_failure or always.
 	When string `json:"when,omitempty"`
 	// ExpireIn is how long the artifacts are kept; 0 means the server's
@@ -397,13 +403,19 @@ type ArtifactsSpec struct {
 type CacheSpec struct {
 	// Key names the cache; with KeyFiles set it is computed from those
 	// files instead, prefixed by KeyPrefix.
-	Key          string   `json:"key,omitempty"`
-	KeyFiles     []string `json:"key_files,omitempty"`
-	KeyPrefix    string   `json:"key_prefix,omitempty"`
-	Paths        []string `json:"paths,omitempty"`
-	Untracked    bool     `json:"untracked,omitempty"`
-	When         string   `json:"when,omitempty"`
-	Policy       string   `json:"policy,omitempty"`
+	Key       string   `json:"key,omitempty"`
+	KeyFiles  []string `json:"key_files,omitempty"`
+	KeyPrefix string   `json:"key_prefix,omitempty"`
+	// Paths are globs of what the cache holds; Untracked adds the files
+	// the source tree did not hold.
+	Paths     []string `json:"paths,omitempty"`
+	Untracked bool     `json:"untracked,omitempty"`
+	// When (on_success, on_failure, always) says after which jobs the
+	// cache is saved; Policy (pull-push, pull, push) whether it is
+	// restored, saved or both.
+	When   string `json:"when,omitempty"`
+	Policy string `json:"policy,omitempty"`
+	// FallbackKeys are tried in order when Key holds no cache.
 	FallbackKeys []string `json:"fallback_keys,omitempty"`
 }
 

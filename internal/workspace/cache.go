@@ -10,6 +10,8 @@ import (
 	"io/fs"
 	"os"
 	"strings"
+
+	"github.com/hangar-ci/hangar/internal/iox"
 )
 
 // DefaultCacheKey is the key CacheKey gives when none of the files exists,
@@ -99,7 +101,7 @@ func hashFile(ctx context.Context, root *os.Root, name string) ([]byte, error) {
 		return nil, errChanged
 	}
 	h := sha256.New()
-	if _, err := io.Copy(h, ctxReader{ctx, f}); err != nil {
+	if _, err := io.Copy(h, iox.ContextReader(ctx, f)); err != nil {
 		return nil, err
 	}
 	return h.Sum(nil), nil

@@ -11,6 +11,8 @@ import (
 	"os"
 
 	"github.com/klauspost/compress/gzip"
+
+	"github.com/hangar-ci/hangar/internal/iox"
 )
 
 // compressionLevel is the gzip level Pack writes at. Measured with
@@ -53,7 +55,7 @@ func Pack(ctx context.Context, w io.Writer, dir string, set *Set, maxBytes int64
 	}
 	defer root.Close()
 	p := &packer{ctx: ctx, root: root, maxBytes: maxBytes, buf: make([]byte, copyBufferSize)}
-	counter := &countingWriter{w: w}
+	counter := &iox.CountingWriter{W: w}
 	bw := bufio.NewWriterSize(counter, copyBufferSize)
 	gz, err := gzip.NewWriterLevel(bw, compressionLevel)
 	if err != nil {
@@ -77,7 +79,7 @@ func Pack(ctx context.Context, w io.Writer, dir string, set *Set, maxBytes int64
 	if err := bw.Flush(); err != nil {
 		return p.stats, fmt.Errorf("pack files from %s: %w", dir, err)
 	}
-	p.stats.ArchiveBytes = counter.n
+	p.stats.ArchiveBytes = counter.N
 	return p.stats, nil
 }
 
@@ -172,7 +174,7 @@ func (p *packer) addFile(name string, info fs.FileInfo, hdr *tar.Header) error {
 		return err
 	}
 	// Copy what the header says, even if the file grows meanwhile.
-	n, err := io.CopyBuffer(p.tw, io.LimitReader(ctxReader{p.ctx, f}, size), p.buf)
+	n, err := io.CopyBuffer(p.tw, io.LimitReader(iox.ContextReader(p.ctx, f), size), p.buf)
 	p.stats.Bytes += n
 	if err != nil {
 		return err
@@ -195,42 +197,4 @@ func kindOf(info fs.FileInfo) string {
 		return "symlink"
 	}
 	return typeName(info.Mode().Type())
-}
-
-// countingWriter counts the bytes written through it.
-type countingWriter struct {
-	w io.Writer
-	n int64
-}
-
-func (c *countingWriter) Write(p []byte) (int, error) {
-	n, err := c.w.Write(p)
-	c.n += int64(n)
-	return n, err
-}
-
-// countingReader counts the bytes read through it.
-type countingReader struct {
-	r io.Reader
-	n int64
-}
-
-func (c *countingReader) Read(p []byte) (int, error) {
-	n, err := c.r.Read(p)
-	c.n += int64(n)
-	return n, err
-}
-
-// ctxReader is a reader that stops once its context is done, so that a
-// long copy notices cancellation between reads.
-type ctxReader struct {
-	ctx context.Context
-	r   io.Reader
-}
-
-func (c ctxReader) Read(p []byte) (int, error) {
-	if err := c.ctx.Err(); err != nil {
-		return 0, err
-	}
-	return c.r.Read(p)
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 
+	"github.com/hangar-ci/hangar/internal/iox"
 	"github.com/hangar-ci/hangar/internal/source"
 )
 
@@ -27,9 +28,9 @@ import (
 //
 // On error dir may hold part of the archive.
 func Unpack(ctx context.Context, r io.Reader, dir string, limits source.Limits) (Stats, error) {
-	cr := &countingReader{r: r}
+	cr := &iox.CountingReader{R: r}
 	ms, err := source.Merge(ctx, cr, dir, limits)
-	stats := Stats{Files: ms.Files, Dirs: ms.Dirs, Symlinks: ms.Symlinks, Bytes: ms.Bytes, ArchiveBytes: cr.n}
+	stats := Stats{Files: ms.Files, Dirs: ms.Dirs, Symlinks: ms.Symlinks, Bytes: ms.Bytes, ArchiveBytes: cr.N}
 	if err != nil {
 		return stats, fmt.Errorf("unpack files: %w", err)
 	}

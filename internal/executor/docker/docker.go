@@ -40,7 +40,7 @@ import (
 	"os"
 	"path"
 	"path/filepath"
-	"strings"
+	"slices"
 	"sync"
 	"time"
 
@@ -51,6 +51,7 @@ import (
 
 	"github.com/hangar-ci/hangar/internal/executor"
 	"github.com/hangar-ci/hangar/internal/executor/shell"
+	"github.com/hangar-ci/hangar/internal/store"
 )
 
 // Defaults for Config fields left zero.
@@ -241,34 +242,17 @@ func (e *Executor) Prepare(ctx context.Context, job *executor.Job) (_ executor.S
 	return s, nil
 }
 
-// environment returns the containers' environment: the job's variables, a
-// later one winning, with CI_PROJECT_DIR and CI_BUILDS_DIR pointing where
-// the workspace is mounted.
+// environment returns the containers' environment: the job's variables,
+// with CI_PROJECT_DIR and CI_BUILDS_DIR pointing where the workspace is
+// mounted.
 func (e *Executor) environment(job *executor.Job) ([]string, error) {
-	vars := map[string]string{}
-	var order []string
-	for _, v := range job.Variables {
-		if v.Name == "" || strings.ContainsAny(v.Name, "=\x00") {
-			return nil, fmt.Errorf("variable %q: invalid name for an environment variable", v.Name)
-		}
-		if strings.IndexByte(v.Value, 0) >= 0 {
-			return nil, fmt.Errorf("variable %s: value holds a NUL byte", v.Name)
-		}
-		if _, ok := vars[v.Name]; !ok {
-			order = append(order, v.Name)
-		}
-		vars[v.Name] = v.Value
-	}
+	vars := slices.Clone(job.Variables)
 	for name, value := range map[string]string{"CI_PROJECT_DIR": e.cfg.ProjectDir, "CI_BUILDS_DIR": path.Dir(e.cfg.ProjectDir)} {
-		if _, ok := vars[name]; ok {
-			vars[name] = value
+		if slices.ContainsFunc(vars, func(v store.Variable) bool { return v.Name == name }) {
+			vars = append(vars, store.Variable{Name: name, Value: value})
 		}
 	}
-	env := make([]string, 0, len(order))
-	for _, name := range order {
-		env = append(env, name+"="+vars[name])
-	}
-	return env, nil
+	return executor.Env(nil, vars)
 }
 
 // session is one attempt's containers.

@@ -32,12 +32,14 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
 	"time"
 
 	"github.com/hangar-ci/hangar/internal/executor"
+	"github.com/hangar-ci/hangar/internal/store"
 )
 
 // Defaults for Config fields left zero.
@@ -176,19 +178,12 @@ func (e *Executor) Prepare(ctx context.Context, job *executor.Job) (executor.Ses
 	return &session{ex: e, dir: dir, tmp: tmp, env: env}, nil
 }
 
-// environment returns the environment job's steps run with.
+// environment returns the environment job's steps run with: the agent's
+// variables that PassEnv names (and PATH), then the job's.
 func (e *Executor) environment(job *executor.Job) ([]string, error) {
 	environ := e.cfg.Environ
 	if environ == nil {
 		environ = os.Environ()
-	}
-	vars := map[string]string{}
-	var order []string
-	set := func(name, value string) {
-		if _, ok := vars[name]; !ok {
-			order = append(order, name)
-		}
-		vars[name] = value
 	}
 	agent := map[string]string{}
 	for _, kv := range environ {
@@ -196,28 +191,16 @@ func (e *Executor) environment(job *executor.Job) ([]string, error) {
 			agent[name] = value
 		}
 	}
+	var base []store.Variable
 	for _, name := range e.cfg.PassEnv {
 		if value, ok := agent[name]; ok {
-			set(name, value)
+			base = append(base, store.Variable{Name: name, Value: value})
 		}
 	}
-	if _, ok := vars["PATH"]; !ok {
-		set("PATH", DefaultPath)
+	if _, ok := agent["PATH"]; !ok || !slices.Contains(e.cfg.PassEnv, "PATH") {
+		base = append([]store.Variable{{Name: "PATH", Value: DefaultPath}}, base...)
 	}
-	for _, v := range job.Variables {
-		if v.Name == "" || strings.ContainsAny(v.Name, "=\x00") {
-			return nil, fmt.Errorf("variable %q: invalid name for an environment variable", v.Name)
-		}
-		if strings.IndexByte(v.Value, 0) >= 0 {
-			return nil, fmt.Errorf("variable %s: value holds a NUL byte", v.Name)
-		}
-		set(v.Name, v.Value)
-	}
-	env := make([]string, 0, len(order))
-	for _, name := range order {
-		env = append(env, name+"="+vars[name])
-	}
-	return env, nil
+	return executor.Env(base, job.Variables)
 }
 
 // session is one attempt's shell session.
