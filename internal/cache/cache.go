@@ -9,10 +9,8 @@ package cache
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"os"
 	"path/filepath"
 
@@ -73,9 +71,4 @@ func (d *Dir) Put(ctx context.Context, key string, r io.Reader) error {
 		return fmt.Errorf("save cache %q: %w", key, err)
 	}
 	return nil
-}
-
-// IsNotExist reports whether err says a key holds no archive.
-func IsNotExist(err error) bool {
-	return errors.Is(err, fs.ErrNotExist)
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -31,7 +32,7 @@ func TestDir(t *testing.T) {
 		t.Fatal(err)
 	}
 	ctx := context.Background()
-	if _, err := read(t, d, "main"); !cache.IsNotExist(err) {
+	if _, err := read(t, d, "main"); !errors.Is(err, fs.ErrNotExist) {
 		t.Fatalf("Open of a key never saved = %v, want an error matching fs.ErrNotExist", err)
 	}
 	keys := []string{"main", "../../etc/passwd", "a/b", "main-2", ""}
