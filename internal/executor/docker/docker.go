@@ -10,7 +10,7 @@
 //   - the workspace (Job.Dir) bind-mounted at Config.ProjectDir, which is
 //     the working directory, and CI_PROJECT_DIR and CI_BUILDS_DIR set to
 //     match;
-//   - the step's script (see shell.Script) bind-mounted read-only from a
+//   - the step's script (see executor.Script) bind-mounted read-only from a
 //     directory private to the session, run by bash when the image has one
 //     and by sh otherwise (see bootstrap for how an image's entrypoint is
 //     kept);
@@ -37,9 +37,7 @@ import (
 	"fmt"
 	"io"
 	"maps"
-	"os"
 	"path"
-	"path/filepath"
 	"slices"
 	"sync"
 	"time"
@@ -50,7 +48,6 @@ import (
 	"github.com/moby/moby/client"
 
 	"github.com/hangar-ci/hangar/internal/executor"
-	"github.com/hangar-ci/hangar/internal/executor/shell"
 	"github.com/hangar-ci/hangar/internal/store"
 )
 
@@ -196,16 +193,9 @@ func (e *Executor) Prepare(ctx context.Context, job *executor.Job) (_ executor.S
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("prepare docker session: %w", err)
 	}
-	info, err := os.Stat(job.Dir)
+	dir, err := executor.WorkspaceDir(job)
 	if err != nil {
-		return nil, fmt.Errorf("prepare docker session: workspace: %w", err)
-	}
-	if !info.IsDir() {
-		return nil, fmt.Errorf("prepare docker session: workspace %s is not a directory", job.Dir)
-	}
-	dir, err := filepath.Abs(job.Dir)
-	if err != nil {
-		return nil, fmt.Errorf("prepare docker session: workspace: %w", err)
+		return nil, fmt.Errorf("prepare docker session: %w", err)
 	}
 	s := &session{ex: e, dir: dir, image: e.cfg.Image, labels: map[string]string{ManagedLabel: "true"}}
 	maps.Copy(s.labels, job.Labels)
@@ -220,13 +210,9 @@ func (e *Executor) Prepare(ctx context.Context, job *executor.Job) (_ executor.S
 	if err := e.ensureImage(ctx, s.image, policies); err != nil {
 		return nil, fmt.Errorf("prepare docker session: %w", err)
 	}
-	if s.tmp, err = os.MkdirTemp(e.cfg.TempDir, "hangar-docker-"); err != nil {
-		return nil, fmt.Errorf("prepare docker session: make script directory: %w", err)
-	}
-	// The containers run as whatever user the image says; let them read
-	// the scripts.
-	if err := os.Chmod(s.tmp, 0o755); err != nil {
-		os.RemoveAll(s.tmp)
+	// The containers run as whatever user the image says: they must be
+	// able to read the scripts.
+	if s.scripts, err = executor.NewScriptDir(e.cfg.TempDir, "hangar-docker-", true); err != nil {
 		return nil, fmt.Errorf("prepare docker session: %w", err)
 	}
 	defer func() {
@@ -259,7 +245,7 @@ func (e *Executor) environment(job *executor.Job) ([]string, error) {
 type session struct {
 	ex         *Executor
 	dir        string // the workspace on the host, absolute
-	tmp        string // the scripts' directory on the host
+	scripts    *executor.ScriptDir
 	image      string
 	entrypoint []string // nil keeps the image's
 	user       string
@@ -267,30 +253,8 @@ type session struct {
 	labels     map[string]string
 
 	mu       sync.Mutex
-	steps    int
-	closed   bool
 	network  string   // the attempt's network, when it has services
 	services []string // service container IDs
-}
-
-// writeScript writes step's script into the session's script directory
-// and returns its name there.
-func (s *session) writeScript(step executor.Step) (string, error) {
-	script, err := shell.Script(step.Lines)
-	if err != nil {
-		return "", err
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.closed {
-		return "", errors.New("session is cleaned up")
-	}
-	s.steps++
-	name := fmt.Sprintf("step-%d.sh", s.steps)
-	if err := os.WriteFile(filepath.Join(s.tmp, name), []byte(script), 0o644); err != nil {
-		return "", fmt.Errorf("write script: %w", err)
-	}
-	return name, nil
 }
 
 // bootstrap returns the one line of shell that runs script with the first
@@ -324,7 +288,7 @@ func (s *session) Run(ctx context.Context, step executor.Step, out io.Writer) (e
 	if err := ctx.Err(); err != nil {
 		return executor.Result{}, fmt.Errorf("run step %s: %w", step.Name, err)
 	}
-	script, err := s.writeScript(step)
+	script, err := s.scripts.Write(step)
 	if err != nil {
 		return executor.Result{}, fmt.Errorf("run step %s: %w", step.Name, err)
 	}
@@ -359,7 +323,7 @@ func (s *session) create(ctx context.Context, step string, cmd []string) (string
 	host := &container.HostConfig{
 		Mounts: []mount.Mount{
 			{Type: mount.TypeBind, Source: s.dir, Target: s.ex.cfg.ProjectDir},
-			{Type: mount.TypeBind, Source: s.tmp, Target: scriptDir, ReadOnly: true},
+			{Type: mount.TypeBind, Source: s.scripts.Path, Target: scriptDir, ReadOnly: true},
 		},
 		Init:       &init,
 		Privileged: s.ex.cfg.Privileged,
@@ -485,7 +449,6 @@ func (e *Executor) remove(ctx context.Context, id string) error {
 // to call twice.
 func (s *session) Cleanup(ctx context.Context) error {
 	s.mu.Lock()
-	s.closed = true
 	services, network := s.services, s.network
 	s.services, s.network = nil, ""
 	s.mu.Unlock()
@@ -498,9 +461,7 @@ func (s *session) Cleanup(ctx context.Context) error {
 			errs = append(errs, fmt.Errorf("remove network %s: %w", network, err))
 		}
 	}
-	if err := os.RemoveAll(s.tmp); err != nil {
-		errs = append(errs, err)
-	}
+	errs = append(errs, s.scripts.Remove())
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("clean up docker session: %w", err)
 	}

@@ -34,7 +34,6 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"syscall"
 	"time"
 
@@ -153,16 +152,9 @@ func (e *Executor) Prepare(ctx context.Context, job *executor.Job) (executor.Ses
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("prepare shell session: %w", err)
 	}
-	info, err := os.Stat(job.Dir)
+	dir, err := executor.WorkspaceDir(job)
 	if err != nil {
-		return nil, fmt.Errorf("prepare shell session: workspace: %w", err)
-	}
-	if !info.IsDir() {
-		return nil, fmt.Errorf("prepare shell session: workspace %s is not a directory", job.Dir)
-	}
-	dir, err := filepath.Abs(job.Dir)
-	if err != nil {
-		return nil, fmt.Errorf("prepare shell session: workspace: %w", err)
+		return nil, fmt.Errorf("prepare shell session: %w", err)
 	}
 	env, err := e.environment(job)
 	if err != nil {
@@ -171,11 +163,11 @@ func (e *Executor) Prepare(ctx context.Context, job *executor.Job) (executor.Ses
 	if job.Log != nil && (job.Image != nil || len(job.Services) > 0) {
 		fmt.Fprintf(job.Log, "The shell executor runs the job on this host: its image and services are not used.\n")
 	}
-	tmp, err := os.MkdirTemp(e.cfg.TempDir, "hangar-shell-")
+	scripts, err := executor.NewScriptDir(e.cfg.TempDir, "hangar-shell-", false)
 	if err != nil {
-		return nil, fmt.Errorf("prepare shell session: make script directory: %w", err)
+		return nil, fmt.Errorf("prepare shell session: %w", err)
 	}
-	return &session{ex: e, dir: dir, tmp: tmp, env: env}, nil
+	return &session{ex: e, dir: dir, scripts: scripts, env: env}, nil
 }
 
 // environment returns the environment job's steps run with: the agent's
@@ -205,46 +197,19 @@ func (e *Executor) environment(job *executor.Job) ([]string, error) {
 
 // session is one attempt's shell session.
 type session struct {
-	ex  *Executor
-	dir string   // the workspace, absolute
-	tmp string   // private directory for step scripts
-	env []string // the steps' environment
-
-	mu     sync.Mutex
-	steps  int // steps run so far, to name script files
-	closed bool
+	ex      *Executor
+	dir     string              // the workspace, absolute
+	scripts *executor.ScriptDir // the step scripts
+	env     []string            // the steps' environment
 }
 
 // Cleanup removes the session's script directory. The workspace is the
 // caller's and is left alone.
 func (s *session) Cleanup(ctx context.Context) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.closed = true
-	if err := os.RemoveAll(s.tmp); err != nil {
+	if err := s.scripts.Remove(); err != nil {
 		return fmt.Errorf("clean up shell session: %w", err)
 	}
 	return nil
-}
-
-// writeScript writes step's script to a new file in the session's private
-// directory and returns its path.
-func (s *session) writeScript(step executor.Step) (string, error) {
-	script, err := Script(step.Lines)
-	if err != nil {
-		return "", err
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.closed {
-		return "", errors.New("session is cleaned up")
-	}
-	s.steps++
-	path := filepath.Join(s.tmp, fmt.Sprintf("step-%d.sh", s.steps))
-	if err := os.WriteFile(path, []byte(script), 0o600); err != nil {
-		return "", fmt.Errorf("write script: %w", err)
-	}
-	return path, nil
 }
 
 // Run runs step in a fresh bash; see the package documentation.
@@ -252,10 +217,11 @@ func (s *session) Run(ctx context.Context, step executor.Step, out io.Writer) (e
 	if err := ctx.Err(); err != nil {
 		return executor.Result{}, fmt.Errorf("run step %s: %w", step.Name, err)
 	}
-	path, err := s.writeScript(step)
+	name, err := s.scripts.Write(step)
 	if err != nil {
 		return executor.Result{}, fmt.Errorf("run step %s: %w", step.Name, err)
 	}
+	path := filepath.Join(s.scripts.Path, name)
 	pr, pw, err := os.Pipe()
 	if err != nil {
 		return executor.Result{}, fmt.Errorf("run step %s: make output pipe: %w", step.Name, err)
