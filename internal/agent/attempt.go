@@ -178,6 +178,10 @@ func (a *Agent) execute(ctx context.Context, at *attempt, out io.Writer) api.Com
 		at.log.Error("attempt system failure", slog.String("error", msg))
 		return api.CompleteRequest{Status: string(store.AttemptFailed), ExitCode: -1, FailureReason: "runner_system_failure"}
 	}
+	if len(as.ExpiredDependencies) > 0 {
+		fmt.Fprintf(out, "\x1b[31;1mERROR: Job failed: the artifacts of %s expired\x1b[0;m\n", strings.Join(as.ExpiredDependencies, ", "))
+		return api.CompleteRequest{Status: string(store.AttemptFailed), ExitCode: -1, FailureReason: "missing_dependency_failure"}
+	}
 	dir := filepath.Join(a.cfg.WorkDir, "builds", fmt.Sprint(as.AttemptID))
 	defer os.RemoveAll(dir)
 	canceled := api.CompleteRequest{Status: string(store.AttemptCanceled), ExitCode: -1}
@@ -190,10 +194,6 @@ func (a *Agent) execute(ctx context.Context, at *attempt, out io.Writer) api.Com
 	}
 	// GitLab Runner's order: caches first, so that the artifacts of this
 	// pipeline win over what a cache holds.
-	if len(as.ExpiredDependencies) > 0 {
-		fmt.Fprintf(out, "\x1b[31;1mERROR: Job failed: the artifacts of %s expired\x1b[0;m\n", strings.Join(as.ExpiredDependencies, ", "))
-		return api.CompleteRequest{Status: string(store.AttemptFailed), ExitCode: -1, FailureReason: "missing_dependency_failure"}
-	}
 	files := &jobFiles{a: a, at: at, dir: dir, archive: archive, out: out}
 	files.restoreCaches(ctx)
 	if err := files.downloadDependencies(ctx); err != nil {
@@ -220,6 +220,9 @@ func (a *Agent) execute(ctx context.Context, at *attempt, out io.Writer) api.Com
 		}),
 	})
 	if err != nil {
+		if ctx.Err() != nil {
+			return canceled
+		}
 		return systemFailure("prepare executor: %v", err)
 	}
 	defer sess.Cleanup(context.WithoutCancel(ctx))
