@@ -123,3 +123,28 @@ on-failure:
 		}
 	}
 }
+
+// A job whose dependency's artifacts expired before it started fails,
+// saying so, as in GitLab.
+func TestRunExpiredDependency(t *testing.T) {
+	requireBash(t)
+	t.Parallel()
+	dir := writeDir(t, map[string]string{".gitlab-ci.yml": `
+stages: [build, test]
+build:
+  stage: build
+  script: [mkdir out, echo hi > out/a.txt]
+  artifacts:
+    paths: [out/]
+    expire_in: 1 second
+test:
+  stage: test
+  when: delayed
+  start_in: 2 seconds
+  script: [cat out/a.txt]
+`})
+	code, stdout, stderr := hangar(t, "run", "--cache-dir", t.TempDir(), dir)
+	if code != exitFailed || !strings.Contains(stdout, "ERROR: Job failed: the artifacts of build expired") {
+		t.Errorf("hangar run: exit %d; want %d and the expired artifacts named\nstdout:\n%s\nstderr:\n%s", code, exitFailed, stdout, stderr)
+	}
+}
