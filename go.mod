@@ -6,6 +6,7 @@ require github.com/bmatcuk/doublestar/v4 v4.10.4
 
 require (
 	github.com/containerd/errdefs v1.0.0
+	github.com/hashicorp/cronexpr v1.1.3
 	github.com/klauspost/compress v1.18.0
 	github.com/moby/moby/api v1.56.1
 	github.com/moby/moby/client v0.6.2

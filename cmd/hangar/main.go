@@ -40,6 +40,7 @@ func commands() []command {
 		{"retry", "run a finished job again", jobCommand("retry", "Run a finished job again; the jobs skipped because of it are reconsidered.")},
 		{"play", "start a manual job", jobCommand("play", "Start a manual job (when: manual).")},
 		{"artifacts", "list, download or save a job's artifacts", runArtifacts},
+		{"sim", "simulate runner classes on a job trace and compare their waits and costs", runSim},
 	}
 }
 

@@ -202,6 +202,32 @@ func (s *Scheduler) AgentHeartbeat(ctx context.Context, id int64, h store.Health
 	})
 }
 
+// DrainAgent stops the agent from taking jobs and returns how many
+// attempts it still runs. The status changes in the transaction that
+// counts, and claims check it in theirs: once DrainAgent has returned 0,
+// the agent runs nothing and never will, and its instance can go.
+func (s *Scheduler) DrainAgent(ctx context.Context, id int64) (running int, err error) {
+	err = s.store.Update(ctx, func(tx store.Tx) error {
+		a, err := tx.Agents().Get(ctx, id)
+		if err != nil {
+			return err
+		}
+		if a.Status == store.AgentActive {
+			a.Status = store.AgentDraining
+			if err := tx.Agents().Update(ctx, a); err != nil {
+				return err
+			}
+		}
+		held, err := tx.Jobs().RunningAttempts(ctx, id)
+		running = len(held)
+		return err
+	})
+	if err != nil {
+		return 0, fmt.Errorf("drain agent %d: %w", id, err)
+	}
+	return running, nil
+}
+
 // Deregister marks the agent gone; attempts it still holds are handed
 // back.
 func (s *Scheduler) Deregister(ctx context.Context, id int64) error {

@@ -555,3 +555,29 @@ func TestDelayedJobWakesAWaitingClaim(t *testing.T) {
 		t.Errorf("the delayed job was claimed after %v, want about 1 s", took)
 	}
 }
+
+// A drained agent takes no job, even one pending before the drain, and
+// DrainAgent says what it still runs.
+func TestDrainAgent(t *testing.T) {
+	f := newFixture(t, scheduler.Config{LeaseTimeout: time.Minute})
+	f.create("a: {script: [x]}\nb: {script: [x]}\nc: {script: [x]}\n")
+	a := f.agent()
+	as := f.claim(a)
+	if as == nil {
+		t.Fatal("no claim before the drain")
+	}
+	running, err := f.sched.DrainAgent(f.ctx, a.ID)
+	if err != nil || running != 1 {
+		t.Fatalf("DrainAgent = %d, %v; want 1 running", running, err)
+	}
+	if got, err := f.sched.Claim(f.ctx, a); err != nil || got != nil {
+		t.Fatalf("a drained agent claimed %v, %v; want nothing", got, err)
+	}
+	f.complete(as, store.AttemptSuccess, 0)
+	if running, err = f.sched.DrainAgent(f.ctx, a.ID); err != nil || running != 0 {
+		t.Errorf("DrainAgent after its attempt ended = %d, %v; want 0", running, err)
+	}
+	if other := f.agent(); f.claim(other) == nil {
+		t.Error("another agent could not claim the jobs the drained one left")
+	}
+}

@@ -105,6 +105,9 @@ type Jobs interface {
 	// ListPendingTagged returns the pending jobs that have tags, oldest
 	// first, without their Spec (left zero).
 	ListPendingTagged(ctx context.Context) ([]*Job, error)
+	// ListPending returns every pending job, oldest first, without its
+	// Spec (left zero).
+	ListPending(ctx context.Context) ([]*Job, error)
 	// ListByStatus returns up to limit jobs in status (all when limit <= 0),
 	// oldest first (by PendingAt for pending jobs, by ID otherwise).
 	ListByStatus(ctx context.Context, status JobStatus, limit int) ([]*Job, error)
@@ -140,6 +143,9 @@ type Jobs interface {
 	ExpiredAttempts(ctx context.Context, now time.Time) ([]*Attempt, error)
 	// RunningAttempts returns the running attempts held by an agent.
 	RunningAttempts(ctx context.Context, agentID int64) ([]*Attempt, error)
+	// CountAgentAttempts counts the attempts an agent has been given, in
+	// whatever state.
+	CountAgentAttempts(ctx context.Context, agentID int64) (int, error)
 }
 
 // Agents stores registered agents.

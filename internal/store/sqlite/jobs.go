@@ -131,6 +131,16 @@ func (x jobs) ListPendingTagged(ctx context.Context) ([]*store.Job, error) {
 	return js, nil
 }
 
+// ListPending returns every pending job, oldest first, without its spec.
+func (x jobs) ListPending(ctx context.Context) ([]*store.Job, error) {
+	js, err := scanJobs(tx(x).query(ctx, `SELECT `+jobStateCols+` FROM jobs
+		WHERE status = 'pending' ORDER BY pending_at, id`))
+	if err != nil {
+		return nil, fmt.Errorf("list pending jobs: %w", err)
+	}
+	return js, nil
+}
+
 // ListByStatus returns up to limit jobs in status, oldest first; a limit
 // of 0 or less returns them all.
 func (x jobs) ListByStatus(ctx context.Context, status store.JobStatus, limit int) ([]*store.Job, error) {
@@ -345,6 +355,14 @@ func (x jobs) ExpiredAttempts(ctx context.Context, now time.Time) ([]*store.Atte
 
 // RunningAttempts returns the running attempts held by an agent, ordered
 // by ID.
+func (x jobs) CountAgentAttempts(ctx context.Context, agentID int64) (int, error) {
+	var n int
+	if err := tx(x).queryRow(ctx, `SELECT count(*) FROM attempts WHERE agent_id = ?`, agentID).Scan(&n); err != nil {
+		return 0, fmt.Errorf("count attempts of agent %d: %w", agentID, err)
+	}
+	return n, nil
+}
+
 func (x jobs) RunningAttempts(ctx context.Context, agentID int64) ([]*store.Attempt, error) {
 	as, err := scanAttempts(tx(x).query(ctx, `SELECT `+attemptCols+` FROM attempts
 		WHERE agent_id = ? AND status = 'running' ORDER BY id`, agentID))

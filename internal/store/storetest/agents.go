@@ -194,6 +194,14 @@ func testAttempts(t *testing.T, open opener) {
 			if err != nil || len(got) != 0 {
 				t.Errorf("RunningAttempts of a missing agent: got %v, %v; want none", ids(got, attemptID), err)
 			}
+			for _, tc := range []struct {
+				agent int64
+				want  int
+			}{{a1.ID, 4}, {a2.ID, 3}, {a2.ID + 100, 0}} {
+				if n, err := tx.Jobs().CountAgentAttempts(ctx, tc.agent); err != nil || n != tc.want {
+					t.Errorf("CountAgentAttempts(%d) = %d, %v; want %d", tc.agent, n, err, tc.want)
+				}
+			}
 			return nil
 		})
 	})

@@ -174,6 +174,12 @@ func testJobs(t *testing.T, open opener) {
 			c := *sooner
 			c.Spec = store.JobSpec{}
 			equal(t, "ListPendingTagged", []*store.Job{&c, later}, got)
+			all, err := tx.Jobs().ListPending(ctx)
+			if err != nil {
+				return err
+			}
+			p, e := *plain, *empty
+			equal(t, "ListPending", []*store.Job{&p, &e, &c, later}, all)
 			return nil
 		})
 	})

@@ -1,0 +1,107 @@
+package fleet
+
+import (
+	"slices"
+	"testing"
+	"time"
+)
+
+var t0 = time.Date(2026, 11, 2, 10, 0, 0, 0, time.UTC)
+
+// inst returns an instance in state st running n attempts, idle (when n
+// is 0) for idleFor.
+func inst(id string, st InstanceState, n int, idleFor time.Duration) Instance {
+	return Instance{ID: id, State: st, Running: n, CreatedAt: t0.Add(-time.Hour), IdleSince: t0.Add(-idleFor)}
+}
+
+func TestDecide(t *testing.T) {
+	idle := Class{Policy: PolicyIdle, MaxInstances: 10, IdleCount: 2, IdleTime: 10 * time.Minute}
+	tests := []struct {
+		name      string
+		class     Class
+		obs       Observation
+		create    int
+		remove    []string
+		removeWhy string
+		warm      int
+	}{
+		{name: "idle: nothing yet, keep two warm", class: idle, obs: Observation{}, create: 2, warm: 2},
+		{name: "idle: pending jobs on top of the floor", class: idle, obs: Observation{Pending: 3}, create: 5, warm: 2},
+		{name: "idle: booting ones count", class: idle,
+			obs: Observation{Pending: 1, Instances: []Instance{inst("a", Booting, 0, 0), inst("b", Booting, 0, 0)}}, create: 1, warm: 2},
+		{name: "idle: capped by max_instances", class: idle, obs: Observation{Pending: 30}, create: 10, warm: 2},
+		{name: "idle: busy ones are not warm", class: idle,
+			obs: Observation{Instances: []Instance{inst("a", Ready, 1, 0), inst("b", Ready, 1, 0)}}, create: 2, warm: 2},
+		{name: "idle: above the floor, past idle_time, longest idle goes first", class: idle,
+			obs: Observation{Instances: []Instance{
+				inst("a", Ready, 0, 11*time.Minute), inst("b", Ready, 0, 30*time.Minute), inst("c", Ready, 0, time.Minute),
+				inst("d", Ready, 0, 20*time.Minute),
+			}}, remove: []string{"b", "d"}, removeWhy: ReasonIdle, warm: 2},
+		{name: "idle: above the floor but not idle long enough", class: idle,
+			obs:  Observation{Instances: []Instance{inst("a", Ready, 0, time.Minute), inst("b", Ready, 0, time.Minute), inst("c", Ready, 0, time.Minute)}},
+			warm: 2},
+		{name: "idle: draining ones count for nothing", class: idle,
+			obs: Observation{Instances: []Instance{inst("a", Draining, 1, 0), inst("b", Draining, 0, time.Hour)}}, create: 2, warm: 2},
+		{name: "max_concurrent_creates: one at a time", class: Class{Policy: PolicyIdle, MaxInstances: 10, IdleCount: 3, MaxConcurrentCreates: 1},
+			obs: Observation{Instances: []Instance{inst("a", Booting, 0, 0)}}, create: 0, warm: 3},
+		{name: "global cap", class: idle, obs: Observation{Pending: 5, MaxCreate: 3}, create: 3, warm: 2},
+		{name: "max_use_count recycles", class: Class{Policy: PolicyIdle, MaxInstances: 5, MaxUseCount: 10},
+			obs:    Observation{Instances: []Instance{{ID: "a", State: Ready, Running: 1, Uses: 10, CreatedAt: t0}}},
+			remove: []string{"a"}, removeWhy: ReasonMaxUseCount},
+		{name: "max_instance_age recycles", class: Class{Policy: PolicyIdle, MaxInstances: 5, MaxInstanceAge: 30 * time.Minute},
+			obs: Observation{Instances: []Instance{inst("a", Ready, 0, 0)}}, remove: []string{"a"}, removeWhy: ReasonMaxInstanceAge},
+		{name: "static: fill to max_instances, never remove idle", class: Class{Policy: PolicyStatic, MaxInstances: 4},
+			obs: Observation{Instances: []Instance{inst("a", Ready, 0, time.Hour)}}, create: 3},
+		{name: "per_job: one per pending job", class: Class{Policy: PolicyPerJob, MaxInstances: 10},
+			obs: Observation{Pending: 3, Instances: []Instance{inst("a", Booting, 0, 0)}}, create: 2},
+		{name: "per_job: idle ones go at once", class: Class{Policy: PolicyPerJob, MaxInstances: 10},
+			obs: Observation{Instances: []Instance{inst("a", Ready, 0, 0), inst("b", Ready, 1, 0)}}, remove: []string{"a"}, removeWhy: ReasonPerJob},
+		{name: "adaptive: nothing arrives, scale to zero", class: Class{Policy: PolicyAdaptive, MaxInstances: 10, TargetWait: 5 * time.Second, TargetPercentile: 90},
+			obs: Observation{ProvisionTime: time.Minute, Instances: []Instance{inst("a", Ready, 0, 10*time.Minute)}}, remove: []string{"a"}, removeWhy: ReasonIdle},
+		{name: "adaptive: boots within the target, no pool", class: Class{Policy: PolicyAdaptive, MaxInstances: 10, TargetWait: time.Minute, TargetPercentile: 90},
+			obs: Observation{ArrivalRate: 1, ProvisionTime: 30 * time.Second}},
+		{name: "adaptive: arrivals while booting", class: Class{Policy: PolicyAdaptive, MaxInstances: 50, TargetWait: 5 * time.Second, TargetPercentile: 90},
+			// 0.1 jobs/s over 55 s: Poisson(5.5), its 90th percentile is 9.
+			obs: Observation{ArrivalRate: 0.1, ProvisionTime: time.Minute}, create: 9, warm: 9},
+		{name: "adaptive: completions free slots too", class: Class{Policy: PolicyAdaptive, MaxInstances: 50, TargetWait: 5 * time.Second, TargetPercentile: 90},
+			// (0.1-0.1)*55 + 1.2816*sqrt(0.2*55) = 4.25: 5 slots.
+			obs: Observation{ArrivalRate: 0.1, CompletionRate: 0.1, ProvisionTime: time.Minute}, create: 5, warm: 5},
+		{name: "adaptive: idle_count is a floor", class: Class{Policy: PolicyAdaptive, MaxInstances: 10, IdleCount: 3, TargetWait: 5 * time.Second, TargetPercentile: 90},
+			obs: Observation{ProvisionTime: time.Minute}, create: 3, warm: 3},
+		{name: "adaptive: capacity per instance", class: Class{Policy: PolicyAdaptive, MaxInstances: 50, CapacityPerInstance: 4, TargetWait: 5 * time.Second, TargetPercentile: 90},
+			obs: Observation{ArrivalRate: 0.1, ProvisionTime: time.Minute}, create: 3, warm: 3},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			tt.obs.Now = t0
+			if tt.obs.MaxCreate == 0 {
+				tt.obs.MaxCreate = -1
+			}
+			d := Decide(&tt.class, tt.obs)
+			var ids []string
+			for _, r := range d.Remove {
+				ids = append(ids, r.ID)
+				if r.Reason != tt.removeWhy {
+					t.Errorf("removes %s because %q, want %q", r.ID, r.Reason, tt.removeWhy)
+				}
+			}
+			if d.Create != tt.create || !slices.Equal(ids, tt.remove) || d.Warm != tt.warm {
+				t.Errorf("Decide = create %d, remove %v, warm %d; want create %d, remove %v, warm %d",
+					d.Create, ids, d.Warm, tt.create, tt.remove, tt.warm)
+			}
+		})
+	}
+}
+
+func TestPoissonQuantile(t *testing.T) {
+	for _, tc := range []struct {
+		mean, q float64
+		want    int
+	}{
+		{0, 0.9, 0}, {1, 0.5, 1}, {5.5, 0.9, 9}, {10, 0.99, 18}, {1000, 0.5, 1000},
+	} {
+		if got := poissonQuantile(tc.mean, tc.q); got != tc.want {
+			t.Errorf("poissonQuantile(%v, %v) = %d, want %d", tc.mean, tc.q, got, tc.want)
+		}
+	}
+}
