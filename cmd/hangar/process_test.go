@@ -159,6 +159,16 @@ func (p *proc) kill() {
 	<-p.done
 }
 
+// killAlone kills the process and nothing it started: what a crash of the
+// server does to the fleet's instances, which are machines of their own.
+func (p *proc) killAlone() {
+	if p.exited() {
+		return
+	}
+	p.cmd.Process.Signal(syscall.SIGKILL)
+	<-p.done
+}
+
 // wait waits up to limit for the process to exit and returns its exit code.
 func (p *proc) wait(t *testing.T, limit time.Duration) int {
 	t.Helper()

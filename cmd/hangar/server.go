@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"net"
 	"net/http"
 	"os"
@@ -15,6 +16,10 @@ import (
 	"sync"
 	"time"
 
+	"github.com/hangar-ci/hangar/internal/fleet"
+	"github.com/hangar-ci/hangar/internal/fleet/autoscaler"
+	"github.com/hangar-ci/hangar/internal/fleet/provider"
+	"github.com/hangar-ci/hangar/internal/fleet/provider/builtin"
 	"github.com/hangar-ci/hangar/internal/scheduler"
 	"github.com/hangar-ci/hangar/internal/server"
 	"github.com/hangar-ci/hangar/internal/source"
@@ -23,13 +28,15 @@ import (
 
 // serverOptions are the flags of hangar server.
 type serverOptions struct {
-	listen, data         string
-	agentToken, apiToken string
-	leaseTimeout         time.Duration
-	lostRetries          int
-	maxArtifactBytes     int64
-	artifactExpiry       time.Duration
-	logLevel             string
+	listen, data          string
+	agentToken, apiToken  string
+	leaseTimeout          time.Duration
+	lostRetries           int
+	maxArtifactBytes      int64
+	artifactExpiry        time.Duration
+	logLevel              string
+	configPath, advertise string
+	fleetInterval         time.Duration
 }
 
 func runServer(ctx context.Context, args []string, stdout, stderr io.Writer) int {
@@ -45,8 +52,11 @@ func runServer(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	fs.Int64Var(&o.maxArtifactBytes, "max-artifact-bytes", server.DefaultMaxArtifactBytes, "largest artifacts archive a job may upload, in bytes")
 	fs.DurationVar(&o.artifactExpiry, "artifact-expiry", server.DefaultArtifactExpiry, "how long artifacts are kept when their job sets no expire_in (negative: for good)")
 	fs.StringVar(&o.logLevel, "log-level", "info", "log level: debug, info, warn, error")
+	fs.StringVar(&o.configPath, "config", "", "configuration file with the fleet's runner classes (docs/configuration.md); without it the server provisions nothing")
+	fs.DurationVar(&o.fleetInterval, "fleet-interval", autoscaler.DefaultTick, "how often the fleet's reconcile loop runs (it also runs when jobs become pending)")
+	fs.StringVar(&o.advertise, "advertise-url", "", "the URL the fleet's agents register with (default: http:// and --listen, on 127.0.0.1 when it listens on every address)")
 	fs.Usage = func() {
-		fmt.Fprintf(stderr, "Usage: hangar server [flags]\n\nRun the control plane: the API agents and the CLI talk to, backed by SQLite in\nDATA. It never runs user code; start agents (hangar agent) to run jobs.\n\nFlags:\n")
+		fmt.Fprintf(stderr, "Usage: hangar server [flags]\n\nRun the control plane: the API agents and the CLI talk to, backed by SQLite in\nDATA. It never runs user code: start agents (hangar agent) to run jobs, or\ngive --config a fleet of runner classes, whose instances it creates,\nscales and removes itself.\n\nFlags:\n")
 		fs.PrintDefaults()
 	}
 	if code := parseFlags(fs, args); code >= 0 {
@@ -70,11 +80,24 @@ func runServer(ctx context.Context, args []string, stdout, stderr io.Writer) int
 		return exitUsage
 	}
 	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
-	cp, err := openControlPlane(ctx, controlPlaneConfig{
+	cpc := controlPlaneConfig{
 		dataDir: o.data, agentToken: o.agentToken, apiToken: o.apiToken,
 		leaseTimeout: o.leaseTimeout, lostRetries: o.lostRetries, logger: logger,
 		maxArtifactBytes: o.maxArtifactBytes, artifactExpiry: o.artifactExpiry,
-	})
+	}
+	if o.configPath != "" {
+		f, err := loadFleet(o.configPath, o.data, logger)
+		if err != nil {
+			fmt.Fprintf(stderr, "hangar server: %v\n", err)
+			return exitUsage
+		}
+		f.advertise, f.interval = o.advertise, o.fleetInterval
+		if f.advertise == "" {
+			f.advertise = advertiseURL(o.listen)
+		}
+		cpc.fleet = f
+	}
+	cp, err := openControlPlane(ctx, cpc)
 	if err != nil {
 		fmt.Fprintf(stderr, "hangar server: %v\n", err)
 		return exitTrouble
@@ -108,6 +131,8 @@ type controlPlaneConfig struct {
 	logger           *slog.Logger
 	// ephemeral: the data is thrown away after use (hangar run).
 	ephemeral bool
+	// fleet is the fleet to provision, nil for none.
+	fleet *fleetSetup
 }
 
 // controlPlane is a server with its store, as `hangar server` runs it and
@@ -118,6 +143,10 @@ type controlPlane struct {
 	handler *server.Server
 	tokens  tokens
 	log     *slog.Logger
+	// fleet, hooks and providers run the fleet, when there is one.
+	fleet     *autoscaler.Autoscaler
+	hooks     *fleet.Notifier
+	providers map[string]provider.Provider
 }
 
 // tokens are the server's secrets, kept in DATA/tokens.json.
@@ -160,10 +189,27 @@ func openControlPlane(ctx context.Context, c controlPlaneConfig) (*controlPlane,
 	}
 	metrics := server.NewMetrics(st, lease)
 	sched := scheduler.New(st, scheduler.Config{LeaseTimeout: lease, LostRetries: c.lostRetries, Logger: c.logger, Observer: metrics})
-	srv := server.New(server.Config{Store: st, Scheduler: sched, Blobs: blobs, AgentToken: tok.Agent, APIToken: tok.API,
+	cp := &controlPlane{store: st, sched: sched, tokens: tok, log: c.logger}
+	scfg := server.Config{Store: st, Scheduler: sched, Blobs: blobs, AgentToken: tok.Agent, APIToken: tok.API,
 		Artifacts: artifacts, MaxArtifactBytes: c.maxArtifactBytes, DefaultArtifactExpiry: c.artifactExpiry,
-		Logger: c.logger, Metrics: metrics})
-	return &controlPlane{store: st, sched: sched, handler: srv, tokens: tok, log: c.logger}, nil
+		Logger: c.logger, Metrics: metrics}
+	if f := c.fleet; f != nil {
+		logger := c.logger
+		if logger == nil {
+			logger = slog.New(slog.DiscardHandler)
+		}
+		cp.hooks = fleet.NewNotifier(fleet.NotifierConfig{Logger: logger, UserAgent: "hangar/" + version})
+		as, err := autoscaler.New(autoscaler.Config{Fleet: f.config, Providers: f.providers, Store: st, Scheduler: sched,
+			Server: f.advertise, RegistrationToken: tok.Agent, Notifier: cp.hooks, Registerer: metrics.Registerer(), Logger: logger,
+			Tick: f.interval})
+		if err != nil {
+			st.Close()
+			return nil, err
+		}
+		cp.fleet, scfg.Fleet, cp.providers = as, as, f.providers
+	}
+	cp.handler = server.New(scfg)
+	return cp, nil
 }
 
 // Serve serves the API on ln and runs the scheduler's and the server's
@@ -174,6 +220,22 @@ func (cp *controlPlane) Serve(ctx context.Context, ln net.Listener) error {
 	var upkeep sync.WaitGroup
 	upkeep.Go(func() { cp.sched.Run(ctx) })
 	upkeep.Go(func() { cp.handler.Run(ctx) })
+	if cp.fleet != nil {
+		upkeep.Go(func() {
+			cp.fleet.Run(ctx)
+			// Hooks of removals under way get a moment to be delivered.
+			hctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+			defer cancel()
+			if err := cp.hooks.Close(hctx); err != nil {
+				cp.log.Warn("fleet hooks cut short at shutdown", slog.String("error", err.Error()))
+			}
+			for _, p := range cp.providers {
+				if c, ok := p.(io.Closer); ok {
+					c.Close()
+				}
+			}
+		})
+	}
 	served := make(chan error, 1)
 	go func() { served <- hs.Serve(ln) }()
 	select {
@@ -229,4 +291,55 @@ func loadTokens(path, agent, apiTok string) (tokens, error) {
 		return t, fmt.Errorf("write tokens: %w", err)
 	}
 	return t, nil
+}
+
+// fleetSetup is a loaded fleet configuration with its providers.
+type fleetSetup struct {
+	config    *fleet.Config
+	providers map[string]provider.Provider
+	advertise string
+	interval  time.Duration
+}
+
+// loadFleet reads the configuration file at path and makes each class's
+// provider. A local provider's state dir defaults to DATA/fleet, shared by
+// the classes (each instance's record names its class), so that instances
+// of a class no longer configured are found and removed.
+func loadFleet(path, dataDir string, logger *slog.Logger) (*fleetSetup, error) {
+	cfg, err := fleet.LoadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	f := &fleetSetup{config: cfg, providers: map[string]provider.Provider{}}
+	for i, c := range cfg.Classes {
+		settings := maps.Clone(c.ProviderConfig)
+		if settings == nil {
+			settings = map[string]any{}
+		}
+		if _, ok := settings["state_dir"]; !ok && c.Provider == "local" {
+			abs, err := filepath.Abs(filepath.Join(dataDir, "fleet"))
+			if err != nil {
+				return nil, err
+			}
+			settings["state_dir"] = abs
+		}
+		p, err := builtin.New(c.Provider, settings, builtin.Options{Logger: logger})
+		if err != nil {
+			return nil, fmt.Errorf("%s: fleet.classes[%d] (%s): %w", path, i, c.Name, err)
+		}
+		f.providers[c.Name] = p
+	}
+	return f, nil
+}
+
+// advertiseURL is the URL agents reach a server listening on listen by.
+func advertiseURL(listen string) string {
+	host, port, err := net.SplitHostPort(listen)
+	if err != nil {
+		return "http://" + listen
+	}
+	if ip := net.ParseIP(host); host == "" || ip != nil && ip.IsUnspecified() {
+		host = "127.0.0.1"
+	}
+	return "http://" + net.JoinHostPort(host, port)
 }

@@ -196,6 +196,7 @@ func (s *Server) complete(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	s.wakeFleet() // the next stage's jobs may be pending now
 	w.WriteHeader(http.StatusNoContent)
 	return nil
 }

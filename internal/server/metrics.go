@@ -101,3 +101,7 @@ func (c *storeCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 	ch <- prometheus.MustNewConstMetric(agentsDesc, prometheus.GaugeValue, float64(agents))
 }
+
+// Registerer is where other parts of the control plane (the fleet)
+// register their metrics, to be served with the server's.
+func (m *Metrics) Registerer() prometheus.Registerer { return m.registry }

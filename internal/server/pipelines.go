@@ -130,6 +130,7 @@ func (s *Server) createPipeline(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	s.wakeFleet()
 	writeJSON(w, http.StatusCreated, view)
 	return nil
 }

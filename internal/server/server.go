@@ -57,6 +57,8 @@ type Config struct {
 	// at /metrics. The scheduler's Observer should be the server's
 	// (Metrics.Observer).
 	Metrics *Metrics
+	// Fleet is the fleet the server provisions, nil when it has none.
+	Fleet Fleet
 }
 
 // Defaults for Config.
@@ -147,6 +149,10 @@ func (s *Server) routes() {
 	s.mux.Handle("GET "+p+"/jobs/{id}/log/stream", user(s.streamLog))
 	s.mux.Handle("GET "+p+"/jobs/{id}/attempts/{n}/log", user(s.attemptLog))
 	s.mux.Handle("GET "+p+"/agents", user(s.listAgents))
+	if s.cfg.Fleet != nil {
+		s.mux.Handle("GET "+p+"/fleet", user(s.fleetView))
+		s.mux.Handle("GET "+p+"/fleet/events", user(s.fleetEvents))
+	}
 
 	s.mux.HandleFunc("GET /healthz", s.healthz)
 	if s.cfg.Metrics != nil {

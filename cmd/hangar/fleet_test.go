@@ -1,0 +1,272 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/hangar-ci/hangar/internal/fleet/autoscaler"
+)
+
+// fleetConfig is a fleet of local instances: small keeps two warm and
+// grows to four; night keeps two warm too, but its schedule, which holds
+// at every minute, sets its floor to 0.
+const fleetConfig = `
+fleet:
+  installation: test
+  classes:
+    - name: small
+      labels: [linux]
+      provider: local
+      provider_config: {grace: 10s}
+      max_instances: 4
+      idle_count: 2
+      idle_time: 3s
+      boot_timeout: 60s
+      heartbeat_timeout: 20s
+      hooks:
+        webhook: %s
+    - name: night
+      labels: [night]
+      provider: local
+      max_instances: 2
+      idle_count: 2
+      schedules:
+        - periods: ["* * * * *"]
+          idle_count: 0
+`
+
+// hookLog collects the removals a webhook receives.
+type hookLog struct {
+	mu     sync.Mutex
+	events []map[string]any
+}
+
+func (h *hookLog) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	var ev map[string]any
+	json.NewDecoder(r.Body).Decode(&ev)
+	h.mu.Lock()
+	h.events = append(h.events, ev)
+	h.mu.Unlock()
+}
+
+func (h *hookLog) count(reason string) int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	n := 0
+	for _, ev := range h.events {
+		if ev["reason"] == reason {
+			n++
+		}
+	}
+	return n
+}
+
+// fleetCluster starts a server with the fleet of fleetConfig.
+func fleetCluster(t *testing.T) (*cluster, *hookLog) {
+	t.Helper()
+	hooks := &hookLog{}
+	hs := httptest.NewServer(hooks)
+	t.Cleanup(hs.Close)
+	dir := t.TempDir()
+	config := filepath.Join(dir, "hangar.yml")
+	if err := os.WriteFile(config, fmt.Appendf(nil, fleetConfig, hs.URL), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	c := newCluster(t, faultLease, "--config", config, "--fleet-interval", "300ms")
+	// The instances outlive the server process: stop them with the test.
+	t.Cleanup(func() { stopInstances(t, c) })
+	return c, hooks
+}
+
+// fleetClasses returns the classes as GET /fleet shows them.
+func (c *cluster) fleetClasses() map[string]autoscaler.ClassStatus {
+	c.t.Helper()
+	var out struct {
+		Classes []autoscaler.ClassStatus `json:"classes"`
+	}
+	c.do(http.MethodGet, "/fleet", nil, &out)
+	m := map[string]autoscaler.ClassStatus{}
+	for _, cl := range out.Classes {
+		m[cl.Name] = cl
+	}
+	return m
+}
+
+// states counts a class's instances by state.
+func states(cl autoscaler.ClassStatus) map[string]int {
+	m := map[string]int{}
+	for _, in := range cl.Instances {
+		m[in.State]++
+		if in.State == "ready" && in.Running == 0 {
+			m["idle"]++
+		}
+	}
+	return m
+}
+
+// instancePIDs returns the pids of the local instances' agents, by agent
+// name, from the processes' command lines.
+func instancePIDs(t *testing.T) map[string]int {
+	t.Helper()
+	out := map[string]int{}
+	procs, _ := os.ReadDir("/proc")
+	for _, p := range procs {
+		pid, err := strconv.Atoi(p.Name())
+		if err != nil {
+			continue
+		}
+		cmdline, err := os.ReadFile(filepath.Join("/proc", p.Name(), "cmdline"))
+		if err != nil {
+			continue
+		}
+		for _, arg := range strings.Split(string(cmdline), "\x00") {
+			if name, ok := strings.CutPrefix(arg, "--name=test-"); ok {
+				out["test-"+name] = pid
+			}
+		}
+	}
+	return out
+}
+
+// stopInstances kills what the fleet started and the server left running.
+func stopInstances(t *testing.T, c *cluster) {
+	for name, pid := range instancePIDs(t) {
+		if strings.HasPrefix(name, "test-") {
+			syscall.Kill(pid, syscall.SIGKILL)
+		}
+	}
+}
+
+func TestFleetLocal(t *testing.T) {
+	requireBash(t)
+	c, hooks := fleetCluster(t)
+
+	// Warm pool: two idle instances soon after start; none for night,
+	// whose schedule sets the floor to 0.
+	c.waitFor("two idle instances of small", 30*time.Second, func() bool { return states(c.fleetClasses()["small"])["idle"] == 2 })
+	if n := len(c.fleetClasses()["night"].Instances); n != 0 {
+		t.Errorf("night has %d instances, want 0: its schedule sets idle_count 0", n)
+	}
+
+	// A burst scales up to max_instances, never beyond, and every job
+	// succeeds: scale-in waits for running jobs.
+	var jobs strings.Builder
+	for i := range 8 {
+		fmt.Fprintf(&jobs, "j%d:\n  tags: [linux]\n  script: [sleep 2]\n", i)
+	}
+	p := c.submit(map[string]string{".gitlab-ci.yml": jobs.String()})
+	most := 0
+	c.waitFor("the burst to scale small up to 4", 30*time.Second, func() bool {
+		n := len(c.fleetClasses()["small"].Instances)
+		most = max(most, n)
+		return n == 4
+	})
+	p = c.waitPipeline(p.ID, 60*time.Second)
+	if p.Status != "success" {
+		t.Fatalf("pipeline %s after the burst, want success", p.Status)
+	}
+	for range 20 {
+		most = max(most, len(c.fleetClasses()["small"].Instances))
+		time.Sleep(100 * time.Millisecond)
+	}
+	if most > 4 {
+		t.Errorf("small reached %d instances, max_instances is 4", most)
+	}
+
+	// Back down to the floor once idle_time has passed, the hooks told.
+	c.waitFor("small to scale back to 2", 30*time.Second, func() bool { return len(c.fleetClasses()["small"].Instances) == 2 })
+	if !poll(10*time.Second, func() bool { return hooks.count("idle above the pool's size") >= 2 }) {
+		t.Errorf("the webhook heard of %d idle removals, want at least 2", hooks.count("idle above the pool's size"))
+	}
+
+	// An instance whose agent dies is replaced, and its job runs again.
+	p = c.submit(map[string]string{".gitlab-ci.yml": "long:\n  tags: [linux]\n  script:\n    - echo started\n    - sleep 3\n"})
+	jobID := p.Jobs[0].ID
+	c.waitFor("the long job to start", 30*time.Second, func() bool { return strings.Contains(c.jobLog(jobID), "started") })
+	var runner string
+	for _, in := range c.fleetClasses()["small"].Instances {
+		if in.Running > 0 {
+			runner = in.Name
+		}
+	}
+	pid := instancePIDs(t)[runner]
+	if runner == "" || pid == 0 {
+		t.Fatalf("no process runs the long job (instance %q, pid %d)", runner, pid)
+	}
+	syscall.Kill(pid, syscall.SIGKILL)
+	j := c.waitPipeline(p.ID, 60*time.Second).Jobs[0]
+	if j.Status != "success" || len(j.Attempts) != 2 {
+		t.Errorf("the killed instance's job: %s after %d attempts, want success on a second attempt", j.Status, len(j.Attempts))
+	}
+	c.waitFor("the dead instance to be replaced", 30*time.Second, func() bool {
+		cl := c.fleetClasses()["small"]
+		for _, in := range cl.Instances {
+			if in.Name == runner {
+				return false
+			}
+		}
+		return states(cl)["idle"] == 2
+	})
+
+	// A restarted server adopts the instances it finds.
+	before := map[string]bool{}
+	for _, in := range c.fleetClasses()["small"].Instances {
+		before[in.Name] = true
+	}
+	c.server.killAlone()
+	c.startServer()
+	c.waitFor("the restarted server to see small's instances", 30*time.Second, func() bool {
+		return states(c.fleetClasses()["small"])["idle"] == 2
+	})
+	time.Sleep(time.Second) // a few passes
+	for _, in := range c.fleetClasses()["small"].Instances {
+		if !before[in.Name] {
+			t.Errorf("after the restart small has a new instance %s; want the two it had, adopted", in.Name)
+		}
+	}
+	var events struct {
+		Events []autoscaler.Event `json:"events"`
+	}
+	c.do(http.MethodGet, "/fleet/events", nil, &events)
+	adopted := 0
+	for _, ev := range events.Events {
+		if ev.Kind == "adopted" {
+			adopted++
+		}
+	}
+	if adopted != 2 {
+		t.Errorf("%d instances adopted after the restart, want 2; events %+v", adopted, events.Events)
+	}
+}
+
+// Bad configuration stops the server at start, naming the file, the line
+// and the field.
+func TestFleetBadConfig(t *testing.T) {
+	dir := t.TempDir()
+	for _, tc := range []struct {
+		config, want string
+	}{
+		{"fleet:\n  classes:\n    - name: a\n      provider: cloud9\n      max_instances: 1\n", `fleet.classes[0].provider: must be one of docker, local, got "cloud9"`},
+		{"fleet:\n  classes:\n    - name: a\n      provider: local\n      max_instances: -1\n", "fleet.classes[0].max_instances"},
+		{"fleet:\n  classes:\n    - name: a\n      provider: local\n      max_instances: 1\n      schedules:\n        - periods: [\"every day\"]\n", "fleet.classes[0].schedules[0].periods[0]"},
+	} {
+		path := filepath.Join(dir, "hangar.yml")
+		if err := os.WriteFile(path, []byte(tc.config), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		code, _, stderr := hangar(t, "server", "--config", path, "--data", filepath.Join(dir, "data"), "--listen", "127.0.0.1:0")
+		if code != exitUsage || !strings.Contains(stderr, path+":") || !strings.Contains(stderr, tc.want) {
+			t.Errorf("hangar server with %q: exit %d, stderr %q; want exit %d naming the file and %q", tc.config, code, stderr, exitUsage, tc.want)
+		}
+	}
+}
