@@ -157,6 +157,14 @@ func TestFleetLocal(t *testing.T) {
 	if n := len(c.fleetClasses()["night"].Instances); n != 0 {
 		t.Errorf("night has %d instances, want 0: its schedule sets idle_count 0", n)
 	}
+	code, out, stderr := hangar(t, "runners", "--server", c.url, "--token", faultAPIToken)
+	if code != exitOK || !strings.Contains(out, "small  local     idle    linux") || !strings.Contains(out, "night") {
+		t.Errorf("hangar runners: exit %d, stderr %q, output:\n%s", code, stderr, out)
+	}
+	code, out, _ = hangar(t, "instances", "--server", c.url, "--token", faultAPIToken)
+	if code != exitOK || strings.Count(out, "test-small-") != 2 || !strings.Contains(out, "ready") {
+		t.Errorf("hangar instances: exit %d, want two ready instances of small:\n%s", code, out)
+	}
 
 	// A burst scales up to max_instances, never beyond, and every job
 	// succeeds: scale-in waits for running jobs.
@@ -268,5 +276,57 @@ func TestFleetBadConfig(t *testing.T) {
 		if code != exitUsage || !strings.Contains(stderr, path+":") || !strings.Contains(stderr, tc.want) {
 			t.Errorf("hangar server with %q: exit %d, stderr %q; want exit %d naming the file and %q", tc.config, code, stderr, exitUsage, tc.want)
 		}
+	}
+}
+
+// Instances that never boot open the class's breaker: the class shows
+// degraded and stops creating, instead of a create-delete storm.
+func TestFleetBootFailuresOpenBreaker(t *testing.T) {
+	requireBash(t)
+	dir := t.TempDir()
+	config := filepath.Join(dir, "hangar.yml")
+	// The agents exit at once: --executor podman is no executor.
+	err := os.WriteFile(config, []byte(`
+fleet:
+  installation: test
+  classes:
+    - name: broken
+      labels: [linux]
+      provider: local
+      provider_config: {agent_args: ["--executor=podman"], grace: 2s}
+      max_instances: 2
+      idle_count: 2
+      boot_timeout: 20s
+`), 0o644)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := newCluster(t, faultLease, "--config", config, "--fleet-interval", "200ms")
+	t.Cleanup(func() { stopInstances(t, c) })
+	c.waitFor("the class to be degraded", 30*time.Second, func() bool { return c.fleetClasses()["broken"].Degraded })
+	count := func(kind string) int {
+		var events struct {
+			Events []autoscaler.Event `json:"events"`
+		}
+		c.do(http.MethodGet, "/fleet/events", nil, &events)
+		n := 0
+		for _, ev := range events.Events {
+			if ev.Kind == kind {
+				n++
+			}
+		}
+		return n
+	}
+	failed, created := count("boot_failed"), count("created")
+	if failed < 3 {
+		t.Errorf("%d boot failures before the breaker opened, want 3", failed)
+	}
+	time.Sleep(3 * time.Second) // 15 passes
+	if now := count("created"); now != created {
+		t.Errorf("the class created %d more instances while its breaker was open", now-created)
+	}
+	code, out, _ := hangar(t, "runners", "--server", c.url, "--token", faultAPIToken)
+	if code != exitOK || !strings.Contains(out, "degraded: instances fail to boot") {
+		t.Errorf("hangar runners does not show the class degraded:\n%s", out)
 	}
 }

@@ -40,6 +40,10 @@ func commands() []command {
 		{"retry", "run a finished job again", jobCommand("retry", "Run a finished job again; the jobs skipped because of it are reconsidered.")},
 		{"play", "start a manual job", jobCommand("play", "Start a manual job (when: manual).")},
 		{"artifacts", "list, download or save a job's artifacts", runArtifacts},
+		{"runners", "list the fleet's runner classes and their pools", fleetCommand("runners",
+			"List the runner classes of the server's fleet: pending jobs, the warm pool the\npolicy wants, instances by state, and whether the class is degraded.", true)},
+		{"instances", "list the fleet's instances", fleetCommand("instances",
+			"List the instances of the server's fleet: state, age, attempts running and\nrun, disk use, and why one drains.", false)},
 		{"sim", "simulate runner classes on a job trace and compare their waits and costs", runSim},
 	}
 }

@@ -76,6 +76,9 @@ func (a *Autoscaler) reconcileClass(ctx context.Context, cs *classState, insts [
 		}
 		st := InstanceStatus{ID: in.ID, Name: in.Name, CreatedAt: created}
 		switch {
+		case in.State == provider.StateStopped && ag == nil && !cs.booted[in.Name]:
+			a.bootFailed(ctx, cs, in, now, "its instance stopped before its agent registered")
+			continue
 		case in.State == provider.StateStopped:
 			a.remove(ctx, cs, in, ag, "lost", "its instance stopped")
 			continue
@@ -84,7 +87,7 @@ func (a *Autoscaler) reconcileClass(ctx context.Context, cs *classState, insts [
 			continue
 		case ag == nil:
 			if c.BootTimeout > 0 && now.Sub(created) > c.BootTimeout {
-				a.bootFailed(ctx, cs, in, now)
+				a.bootFailed(ctx, cs, in, now, fmt.Sprintf("its agent did not register within %s", c.BootTimeout))
 				continue
 			}
 			obs = append(obs, fleet.Instance{ID: in.ID, State: fleet.Booting, CreatedAt: created})
@@ -302,12 +305,12 @@ func (a *Autoscaler) drainReason(cs *classState, name string) string {
 	return "drained"
 }
 
-// bootFailed deletes an instance whose agent did not register in time,
-// and opens the class's breaker after too many in a row.
-func (a *Autoscaler) bootFailed(ctx context.Context, cs *classState, in provider.Instance, now time.Time) {
+// bootFailed deletes an instance whose agent did not register (in time,
+// or at all), and opens the class's breaker after too many in a row.
+func (a *Autoscaler) bootFailed(ctx context.Context, cs *classState, in provider.Instance, now time.Time, reason string) {
 	c := cs.class
 	a.metrics.bootFailures.WithLabelValues(c.Name).Inc()
-	a.remove(ctx, cs, in, nil, "boot_failed", fmt.Sprintf("its agent did not register within %s", c.BootTimeout))
+	a.remove(ctx, cs, in, nil, "boot_failed", reason)
 	cs.failures++
 	if cs.failures >= breakerFailures {
 		backoff := breakerBase << min(cs.failures-breakerFailures, 5)
