@@ -199,17 +199,19 @@ func warmTarget(c *Class, obs Observation, capacity int) (warm int, grace time.D
 	}
 }
 
-// adaptiveWarm returns the idle instances that make a job arriving now
-// start within target_wait with probability target_percentile.
+// adaptiveWarm returns the idle instances that make target_percentile of
+// the jobs arriving start within target_wait.
 //
 // A job that finds no free slot waits for a new instance, at most a boot
 // (obs.ProvisionTime); it meets the target if that instance was asked for
-// TargetWait before. So the warm slots must cover the jobs that arrive in
-// the last ProvisionTime-TargetWait before a replacement is up, less the
-// slots that jobs ending meanwhile free: arrivals and completions are taken
-// as Poisson at their recent rates, their difference as normal, and the
-// warm slots as its target_percentile quantile. When an instance boots
-// within target_wait, or nothing arrives, no warm pool is needed.
+// TargetWait before. So what matters is the demand over the last
+// W = ProvisionTime-TargetWait before a replacement is up: the jobs
+// arriving then, less the slots that jobs ending free meanwhile. Arrivals
+// and completions are taken as Poisson at their recent rates and their
+// difference X as normal; with k warm slots, E[(X-k)+] jobs of the
+// ArrivalRate*W arriving miss one, and k is the least that keeps that
+// share within 1-target_percentile. When an instance boots within
+// target_wait, or nothing arrives, no warm pool is needed.
 func adaptiveWarm(c *Class, obs Observation, capacity int) int {
 	target := max(c.TargetWait, 0) // Load makes an unset one 5s
 	pct := c.TargetPercentile
@@ -220,51 +222,27 @@ func adaptiveWarm(c *Class, obs Observation, capacity int) int {
 		return 0
 	}
 	window := (obs.ProvisionTime - target).Seconds()
-	var slots int
-	if obs.CompletionRate <= 0 {
-		slots = poissonQuantile(obs.ArrivalRate*window, pct/100)
-	} else {
-		mean := (obs.ArrivalRate - obs.CompletionRate) * window
-		sd := math.Sqrt((obs.ArrivalRate + obs.CompletionRate) * window)
-		slots = int(math.Ceil(mean + normalQuantile(pct/100)*sd))
-	}
-	return ceilDiv(max(slots, 0), capacity)
-}
-
-// poissonQuantile returns the least k with P(X <= k) >= q for X Poisson
-// with the given mean.
-func poissonQuantile(mean, q float64) int {
-	if mean <= 0 {
-		return 0
-	}
-	if mean > 500 {
-		// The normal approximation, where the series underflows.
-		return int(math.Ceil(mean + normalQuantile(q)*math.Sqrt(mean)))
-	}
-	p := math.Exp(-mean)
-	cdf := p
-	k := 0
-	for cdf < q && k < 100000 {
+	arriving := obs.ArrivalRate * window
+	mean := (obs.ArrivalRate - max(obs.CompletionRate, 0)) * window
+	sd := math.Sqrt((obs.ArrivalRate + max(obs.CompletionRate, 0)) * window)
+	allowed := (1 - pct/100) * arriving
+	k := max(int(math.Floor(mean)), 0)
+	for k < int(math.Ceil(mean+8*sd)) && expectedExcess(mean, sd, float64(k)) > allowed {
 		k++
-		p *= mean / float64(k)
-		cdf += p
 	}
-	return k
+	return ceilDiv(k, capacity)
 }
 
-// normalQuantile returns the standard normal quantile of q, by bisection
-// on the distribution function: exact enough, and rarely needed.
-func normalQuantile(q float64) float64 {
-	lo, hi := -10.0, 10.0
-	for range 100 {
-		mid := (lo + hi) / 2
-		if 0.5*math.Erfc(-mid/math.Sqrt2) < q {
-			lo = mid
-		} else {
-			hi = mid
-		}
+// expectedExcess is E[(X-k)+] for X normal with the given mean and
+// standard deviation.
+func expectedExcess(mean, sd, k float64) float64 {
+	if sd <= 0 {
+		return max(mean-k, 0)
 	}
-	return (lo + hi) / 2
+	z := (k - mean) / sd
+	pdf := math.Exp(-z*z/2) / math.Sqrt(2*math.Pi)
+	tail := 0.5 * math.Erfc(z/math.Sqrt2)
+	return sd*pdf + (mean-k)*tail
 }
 
 func ceilDiv(a, b int) int {

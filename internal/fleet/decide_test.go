@@ -1,6 +1,7 @@
 package fleet
 
 import (
+	"math"
 	"slices"
 	"testing"
 	"time"
@@ -61,15 +62,18 @@ func TestDecide(t *testing.T) {
 		{name: "adaptive: boots within the target, no pool", class: Class{Policy: PolicyAdaptive, MaxInstances: 10, TargetWait: time.Minute, TargetPercentile: 90},
 			obs: Observation{ArrivalRate: 1, ProvisionTime: 30 * time.Second}},
 		{name: "adaptive: arrivals while booting", class: Class{Policy: PolicyAdaptive, MaxInstances: 50, TargetWait: 5 * time.Second, TargetPercentile: 90},
-			// 0.1 jobs/s over 55 s: Poisson(5.5), its 90th percentile is 9.
-			obs: Observation{ArrivalRate: 0.1, ProvisionTime: time.Minute}, create: 9, warm: 9},
+			// 5.5 jobs arrive over 55 s (mean 5.5, sd 2.35); with 7 warm
+			// slots 0.37 of them miss one, within the 10% (0.55) allowed.
+			obs: Observation{ArrivalRate: 0.1, ProvisionTime: time.Minute}, create: 7, warm: 7},
 		{name: "adaptive: completions free slots too", class: Class{Policy: PolicyAdaptive, MaxInstances: 50, TargetWait: 5 * time.Second, TargetPercentile: 90},
-			// (0.1-0.1)*55 + 1.2816*sqrt(0.2*55) = 4.25: 5 slots.
-			obs: Observation{ArrivalRate: 0.1, CompletionRate: 0.1, ProvisionTime: time.Minute}, create: 5, warm: 5},
+			// Demand less completions: mean 0, sd 3.32; 3 slots leave
+			// 0.33 jobs of 5.5 without one.
+			obs: Observation{ArrivalRate: 0.1, CompletionRate: 0.1, ProvisionTime: time.Minute}, create: 3, warm: 3},
 		{name: "adaptive: idle_count is a floor", class: Class{Policy: PolicyAdaptive, MaxInstances: 10, IdleCount: 3, TargetWait: 5 * time.Second, TargetPercentile: 90},
 			obs: Observation{ProvisionTime: time.Minute}, create: 3, warm: 3},
 		{name: "adaptive: capacity per instance", class: Class{Policy: PolicyAdaptive, MaxInstances: 50, CapacityPerInstance: 4, TargetWait: 5 * time.Second, TargetPercentile: 90},
-			obs: Observation{ArrivalRate: 0.1, ProvisionTime: time.Minute}, create: 3, warm: 3},
+			// 7 slots, 4 an instance.
+			obs: Observation{ArrivalRate: 0.1, ProvisionTime: time.Minute}, create: 2, warm: 2},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -93,15 +97,18 @@ func TestDecide(t *testing.T) {
 	}
 }
 
-func TestPoissonQuantile(t *testing.T) {
+func TestExpectedExcess(t *testing.T) {
 	for _, tc := range []struct {
-		mean, q float64
-		want    int
+		mean, sd, k, want float64
 	}{
-		{0, 0.9, 0}, {1, 0.5, 1}, {5.5, 0.9, 9}, {10, 0.99, 18}, {1000, 0.5, 1000},
+		{mean: 10, sd: 0, k: 4, want: 6},
+		{mean: 10, sd: 0, k: 12, want: 0},
+		{mean: 0, sd: 1, k: 0, want: 0.3989}, // sd·φ(0)
+		{mean: 5, sd: 2, k: 5, want: 0.7979},
+		{mean: 5, sd: 2, k: 20, want: 0},
 	} {
-		if got := poissonQuantile(tc.mean, tc.q); got != tc.want {
-			t.Errorf("poissonQuantile(%v, %v) = %d, want %d", tc.mean, tc.q, got, tc.want)
+		if got := expectedExcess(tc.mean, tc.sd, tc.k); math.Abs(got-tc.want) > 1e-3 {
+			t.Errorf("expectedExcess(%v, %v, %v) = %v, want %v", tc.mean, tc.sd, tc.k, got, tc.want)
 		}
 	}
 }
