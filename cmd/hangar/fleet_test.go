@@ -191,6 +191,12 @@ func TestFleetLocal(t *testing.T) {
 		t.Errorf("small reached %d instances, max_instances is 4", most)
 	}
 
+	if m := c.metrics(); !strings.Contains(m, `hangar_fleet_instances{class="small",state="ready"}`) ||
+		!strings.Contains(m, `hangar_fleet_idle_instance_seconds_total{class="small"}`) ||
+		!strings.Contains(m, `hangar_fleet_provisioning_seconds_count{class="small"}`) {
+		t.Errorf("/metrics lacks the fleet's metrics:\n%s", m)
+	}
+
 	// Back down to the floor once idle_time has passed, the hooks told.
 	c.waitFor("small to scale back to 2", 30*time.Second, func() bool { return len(c.fleetClasses()["small"].Instances) == 2 })
 	if !poll(10*time.Second, func() bool { return hooks.count("idle above the pool's size") >= 2 }) {
@@ -202,11 +208,14 @@ func TestFleetLocal(t *testing.T) {
 	jobID := p.Jobs[0].ID
 	c.waitFor("the long job to start", 30*time.Second, func() bool { return strings.Contains(c.jobLog(jobID), "started") })
 	var runner string
-	for _, in := range c.fleetClasses()["small"].Instances {
-		if in.Running > 0 {
-			runner = in.Name
+	c.waitFor("the fleet to see the long job running", 10*time.Second, func() bool {
+		for _, in := range c.fleetClasses()["small"].Instances {
+			if in.Running > 0 {
+				runner = in.Name
+			}
 		}
-	}
+		return runner != ""
+	})
 	pid := instancePIDs(t)[runner]
 	if runner == "" || pid == 0 {
 		t.Fatalf("no process runs the long job (instance %q, pid %d)", runner, pid)

@@ -119,6 +119,8 @@ type classState struct {
 	// passes counts the passes; lastUses and lastRunning are the attempts
 	// given and running at the last one, for the completion rate.
 	passes, lastUses, lastRunning int
+	// lastPass is when the last pass ran, for the idle instance-seconds.
+	lastPass time.Time
 	// Boot failures in a row, and until when the breaker holds creation.
 	failures     int
 	breakerUntil time.Time

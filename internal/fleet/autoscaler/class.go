@@ -149,6 +149,16 @@ func (a *Autoscaler) reconcileClass(ctx context.Context, cs *classState, insts [
 			CreatedAt: created, IdleSince: cs.idleSince[in.Name]})
 	}
 	cs.forget(listed)
+	idle := 0
+	for _, in := range obs {
+		if in.State == fleet.Ready && in.Running == 0 {
+			idle++
+		}
+	}
+	if !cs.lastPass.IsZero() {
+		a.metrics.idleSeconds.WithLabelValues(c.Name).Add(float64(idle) * now.Sub(cs.lastPass).Seconds())
+	}
+	cs.lastPass = now
 
 	o := fleet.Observation{Now: now, Pending: len(pending), Instances: obs, MaxCreate: maxCreate,
 		ArrivalRate: rate(cs.arrivals, now), CompletionRate: float64(len(cs.ends)) / rateWindow.Seconds(),

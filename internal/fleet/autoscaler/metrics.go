@@ -12,6 +12,7 @@ type metrics struct {
 	bootFailures  *prometheus.CounterVec
 	interruptions *prometheus.CounterVec
 	events        *prometheus.CounterVec
+	idleSeconds   *prometheus.CounterVec
 }
 
 // newMetrics makes the metrics and registers them with r (none when r is
@@ -31,6 +32,10 @@ func newMetrics(r prometheus.Registerer, a *Autoscaler) (*metrics, error) {
 			Name: "hangar_fleet_interruptions_total",
 			Help: "Notices of instances going away on their own (spot reclaims, crashes), by class and kind.",
 		}, []string{"class", "kind"}),
+		idleSeconds: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "hangar_fleet_idle_instance_seconds_total",
+			Help: "Instance-seconds spent ready and running nothing, by class: what warm pools cost.",
+		}, []string{"class"}),
 		events: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "hangar_fleet_instance_events_total",
 			Help: "Instance transitions (created, ready, draining, deleted, lost, boot_failed, interrupted, adopted), by class.",
@@ -43,7 +48,7 @@ func newMetrics(r prometheus.Registerer, a *Autoscaler) (*metrics, error) {
 		func() float64 { return float64(len(a.cfg.Fleet.Classes)) })
 	byState := &instanceCollector{a: a, desc: prometheus.NewDesc("hangar_fleet_instances",
 		"Instances by class and state (booting, ready, draining), as the last reconcile saw them.", []string{"class", "state"}, nil)}
-	for _, c := range []prometheus.Collector{m.provisioning, m.bootFailures, m.interruptions, m.events, instances, byState} {
+	for _, c := range []prometheus.Collector{m.provisioning, m.bootFailures, m.interruptions, m.events, m.idleSeconds, instances, byState} {
 		if err := r.Register(c); err != nil {
 			return nil, fmt.Errorf("register fleet metrics: %w", err)
 		}
