@@ -157,6 +157,14 @@ func TestFleetLocal(t *testing.T) {
 	if n := len(c.fleetClasses()["night"].Instances); n != 0 {
 		t.Errorf("night has %d instances, want 0: its schedule sets idle_count 0", n)
 	}
+	// A job no class serves fails at once, saying why.
+	gpu := c.submit(map[string]string{".gitlab-ci.yml": "train:\n  tags: [gpu]\n  script: [true]\n"})
+	gpu = c.waitPipeline(gpu.ID, 15*time.Second)
+	want := "no runner class serves tags [gpu]: classes are small [linux], night [night]"
+	if j := gpu.Jobs[0]; j.Status != "failed" || !strings.Contains(j.Reason, want) {
+		t.Errorf("a job tagged gpu: %s (%s); want failed, saying %q", j.Status, j.Reason, want)
+	}
+
 	code, out, stderr := hangar(t, "runners", "--server", c.url, "--token", faultAPIToken)
 	if code != exitOK || !strings.Contains(out, "small  local     idle    linux") || !strings.Contains(out, "night") {
 		t.Errorf("hangar runners: exit %d, stderr %q, output:\n%s", code, stderr, out)

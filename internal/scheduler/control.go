@@ -81,6 +81,36 @@ func (s *Scheduler) cancel(ctx context.Context, pick func(store.Tx) (int64, []*s
 	return nil
 }
 
+// FailPending fails a job that waits for a runner none can be: why says
+// it. A job that is no longer pending is left alone.
+func (s *Scheduler) FailPending(ctx context.Context, id int64, why string) error {
+	now := s.now()
+	var pipelineID int64
+	failed := false
+	err := s.store.Update(ctx, func(tx store.Tx) error {
+		j, err := tx.Jobs().Get(ctx, id)
+		if err != nil || j.Status != store.JobPending {
+			return err
+		}
+		s.finish(j, store.JobFailed, FailureStuck, now)
+		j.Reason = why
+		if err := tx.Jobs().Update(ctx, j); err != nil {
+			return err
+		}
+		pipelineID, failed = j.PipelineID, true
+		_, err = s.settle(ctx, tx, pipelineID, now)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("fail job %d: %w", id, err)
+	}
+	if failed {
+		s.log.LogAttrs(ctx, slog.LevelInfo, "job failed: no runner can take it", slog.Int64("job_id", id), slog.String("why", why))
+		s.afterCommit(pipelineID, false)
+	}
+	return nil
+}
+
 // RetryJob runs a finished job again; the jobs skipped after it are
 // reconsidered.
 func (s *Scheduler) RetryJob(ctx context.Context, id int64) error {

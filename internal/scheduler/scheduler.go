@@ -36,6 +36,8 @@ const (
 	FailureSystem   = "runner_system_failure"
 	FailureLost     = "runner_lost"
 	FailureCanceled = "canceled"
+	// FailureStuck: no runner can ever take the job (GitLab's name).
+	FailureStuck = "stuck_or_timeout_failure"
 )
 
 // Errors the scheduler returns besides the store's.

@@ -581,3 +581,41 @@ func TestDrainAgent(t *testing.T) {
 		t.Error("another agent could not claim the jobs the drained one left")
 	}
 }
+
+// FailPending fails a pending job with the reason given and settles its
+// pipeline; a job that is not pending is left alone.
+func TestFailPending(t *testing.T) {
+	f := newFixture(t, scheduler.Config{LeaseTimeout: time.Minute})
+	p := f.create("a: {script: [x], tags: [gpu]}\nb: {script: [x]}\n")
+	a := f.agent()
+	as := f.claim(a) // b: a has no gpu label
+	var gpuJob int64
+	err := f.store.Read(f.ctx, func(tx store.Tx) error {
+		js, err := tx.Jobs().ListByPipeline(f.ctx, p.ID)
+		for _, j := range js {
+			if j.Name == "a" {
+				gpuJob = j.ID
+			}
+		}
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := f.sched.FailPending(f.ctx, gpuJob, "no runner class serves tags [gpu]"); err != nil {
+		t.Fatal(err)
+	}
+	if j := f.job(gpuJob); j.Status != store.JobFailed || j.Reason != "no runner class serves tags [gpu]" || j.FailureReason != scheduler.FailureStuck {
+		t.Errorf("job a is %s (%q, %s), want failed as stuck with the reason given", j.Status, j.Reason, j.FailureReason)
+	}
+	if err := f.sched.FailPending(f.ctx, as.Job.ID, "x"); err != nil {
+		t.Fatal(err)
+	}
+	if j := f.job(as.Job.ID); j.Status != store.JobRunning {
+		t.Errorf("FailPending changed a running job to %s", j.Status)
+	}
+	f.complete(as, store.AttemptSuccess, 0)
+	if st := f.pipeline(p.ID).Status; st != store.PipelineFailed {
+		t.Errorf("pipeline %s, want failed", st)
+	}
+}

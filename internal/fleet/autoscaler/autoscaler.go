@@ -57,6 +57,8 @@ type Scheduler interface {
 	DrainAgent(ctx context.Context, id int64) (int, error)
 	// Deregister marks the agent gone and hands back its attempts.
 	Deregister(ctx context.Context, id int64) error
+	// FailPending fails a pending job no runner can take.
+	FailPending(ctx context.Context, id int64, why string) error
 }
 
 // Notifier runs the hooks of a removal.
@@ -291,23 +293,41 @@ func (a *Autoscaler) read(ctx context.Context) (*world, error) {
 	return w, nil
 }
 
+// served reports whether an active agent's labels cover tags.
+func (w *world) served(tags []string) bool {
+	for _, ag := range w.agents {
+		if ag.Status == store.AgentActive && !slices.ContainsFunc(tags, func(t string) bool { return !slices.Contains(ag.Labels, t) }) {
+			return true
+		}
+	}
+	return false
+}
+
 // Reconcile runs one pass over every class.
 func (a *Autoscaler) Reconcile(ctx context.Context) error {
 	w, err := a.read(ctx)
 	if err != nil {
 		return err
 	}
-	// Pending jobs go to the first class that serves them.
+	// Pending jobs go to the first class that serves them; one that no
+	// class serves, and no agent either (agents run beside the fleet),
+	// fails at once rather than wait for ever.
 	pending := map[string][]*store.Job{}
+	var errs []error
 	for _, j := range w.pending {
-		if c, err := a.cfg.Fleet.ClassFor(j.Tags); err == nil {
+		c, err := a.cfg.Fleet.ClassFor(j.Tags)
+		switch {
+		case err == nil:
 			pending[c.Name] = append(pending[c.Name], j)
+		case !w.served(j.Tags):
+			if err := a.cfg.Scheduler.FailPending(ctx, j.ID, err.Error()); err != nil {
+				errs = append(errs, err)
+			}
 		}
 	}
 	// The global cap counts the slots of every instance.
 	slots := 0
 	lists := map[string][]provider.Instance{}
-	var errs []error
 	for i := range a.cfg.Fleet.Classes {
 		c := &a.cfg.Fleet.Classes[i]
 		insts, err := a.cfg.Providers[c.Name].List(ctx, a.owner(), c.Name)
