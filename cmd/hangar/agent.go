@@ -30,6 +30,7 @@ func runAgent(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	fs.StringVar(&cfg.RegistrationToken, "token", os.Getenv("HANGAR_AGENT_TOKEN"), "the server's agent token (default $HANGAR_AGENT_TOKEN)")
 	fs.StringVar(&labels, "labels", "", "comma-separated labels; a job runs here only if all its tags are among them")
 	fs.IntVar(&cfg.Concurrency, "concurrency", 1, "how many jobs run at once")
+	fs.IntVar(&cfg.MaxJobs, "max-jobs", 0, "take no more than this many jobs, then wait to be stopped (0: no limit; the fleet sets it from max_use_count)")
 	fs.StringVar(&cfg.WorkDir, "work-dir", "hangar-work", "directory for the jobs' workspaces")
 	fs.StringVar(&cfg.Name, "name", "", "the agent's name in the server's lists (default: the host name)")
 	fs.StringVar(&cacheDir, "cache-dir", "", "directory for the jobs' caches (default: WORK_DIR/cache)")

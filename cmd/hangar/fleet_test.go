@@ -284,6 +284,7 @@ func TestFleetBadConfig(t *testing.T) {
 		{"fleet:\n  classes:\n    - name: a\n      provider: cloud9\n      max_instances: 1\n", `fleet.classes[0].provider: must be one of docker, local, got "cloud9"`},
 		{"fleet:\n  classes:\n    - name: a\n      provider: local\n      max_instances: -1\n", "fleet.classes[0].max_instances"},
 		{"fleet:\n  classes:\n    - name: a\n      provider: local\n      max_instances: 1\n      schedules:\n        - periods: [\"every day\"]\n", "fleet.classes[0].schedules[0].periods[0]"},
+		{"fleet:\n  classes:\n    - name: a\n      provider: local\n      max_instances: 1\n      heartbeat_timeout: 5s\n", "fleet.classes[0].heartbeat_timeout: 5s is less than three of the agents' heartbeats"},
 	} {
 		path := filepath.Join(dir, "hangar.yml")
 		if err := os.WriteFile(path, []byte(tc.config), 0o644); err != nil {

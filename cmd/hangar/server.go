@@ -86,7 +86,7 @@ func runServer(ctx context.Context, args []string, stdout, stderr io.Writer) int
 		maxArtifactBytes: o.maxArtifactBytes, artifactExpiry: o.artifactExpiry,
 	}
 	if o.configPath != "" {
-		f, err := loadFleet(o.configPath, o.data, logger)
+		f, err := loadFleet(o.configPath, o.data, o.leaseTimeout, logger)
 		if err != nil {
 			fmt.Fprintf(stderr, "hangar server: %v\n", err)
 			return exitUsage
@@ -229,8 +229,10 @@ func (cp *controlPlane) Serve(ctx context.Context, ln net.Listener) error {
 			if err := cp.hooks.Close(hctx); err != nil {
 				cp.log.Warn("fleet hooks cut short at shutdown", slog.String("error", err.Error()))
 			}
+			closed := map[provider.Provider]bool{}
 			for _, p := range cp.providers {
-				if c, ok := p.(io.Closer); ok {
+				if c, ok := p.(io.Closer); ok && !closed[p] {
+					closed[p] = true
 					c.Close()
 				}
 			}
@@ -305,12 +307,25 @@ type fleetSetup struct {
 // provider. A local provider's state dir defaults to DATA/fleet, shared by
 // the classes (each instance's record names its class), so that instances
 // of a class no longer configured are found and removed.
-func loadFleet(path, dataDir string, logger *slog.Logger) (*fleetSetup, error) {
+func loadFleet(path, dataDir string, lease time.Duration, logger *slog.Logger) (*fleetSetup, error) {
 	cfg, err := fleet.LoadFile(path)
 	if err != nil {
 		return nil, err
 	}
+	// Agents report every AgentHeartbeatInterval: a class must allow a few
+	// of them to be missed before it calls an instance lost.
+	if lease <= 0 {
+		lease = scheduler.DefaultLeaseTimeout
+	}
+	beat := scheduler.HeartbeatInterval(lease)
+	for i, c := range cfg.Classes {
+		if c.HeartbeatTimeout > 0 && c.HeartbeatTimeout < 3*beat {
+			return nil, fmt.Errorf("%s: fleet.classes[%d].heartbeat_timeout: %s is less than three of the agents' heartbeats (every %s with --lease-timeout %s)",
+				path, i, c.HeartbeatTimeout, beat, lease)
+		}
+	}
 	f := &fleetSetup{config: cfg, providers: map[string]provider.Provider{}}
+	shared := map[string]provider.Provider{}
 	for i, c := range cfg.Classes {
 		settings := maps.Clone(c.ProviderConfig)
 		if settings == nil {
@@ -323,9 +338,23 @@ func loadFleet(path, dataDir string, logger *slog.Logger) (*fleetSetup, error) {
 			}
 			settings["state_dir"] = abs
 		}
-		p, err := builtin.New(c.Provider, settings, builtin.Options{Logger: logger})
+		// Classes with the same provider settings share one provider: a
+		// provider watches every instance of the installation, and one
+		// that did not delete an instance would take its deletion for an
+		// interruption.
+		key, err := json.Marshal(struct {
+			Kind     string
+			Settings map[string]any
+		}{c.Provider, settings})
 		if err != nil {
-			return nil, fmt.Errorf("%s: fleet.classes[%d] (%s): %w", path, i, c.Name, err)
+			return nil, fmt.Errorf("%s: fleet.classes[%d] (%s): provider_config: %w", path, i, c.Name, err)
+		}
+		p, ok := shared[string(key)]
+		if !ok {
+			if p, err = builtin.New(c.Provider, settings, builtin.Options{Logger: logger}); err != nil {
+				return nil, fmt.Errorf("%s: fleet.classes[%d] (%s): %w", path, i, c.Name, err)
+			}
+			shared[string(key)] = p
 		}
 		f.providers[c.Name] = p
 	}

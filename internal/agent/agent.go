@@ -48,6 +48,11 @@ type Config struct {
 	Labels []string
 	// Concurrency is how many attempts run at once (default 1).
 	Concurrency int
+	// MaxJobs is how many attempts the agent takes in its life; it then
+	// takes no more (and waits to be stopped). 0 means no limit: the
+	// fleet sets it from a class's max_use_count, so that an instance is
+	// recycled before it runs one job too many.
+	MaxJobs int
 	// WorkDir holds the attempts' workspaces.
 	WorkDir  string
 	Executor executor.Executor
@@ -82,6 +87,8 @@ func (c *Config) Validate() error {
 		return errors.New("agent config: Executor is nil")
 	case c.Concurrency < 0:
 		return fmt.Errorf("agent config: Concurrency is %d, want 1 or more", c.Concurrency)
+	case c.MaxJobs < 0:
+		return fmt.Errorf("agent config: MaxJobs is %d, want 0 (no limit) or more", c.MaxJobs)
 	}
 	return nil
 }
@@ -104,6 +111,7 @@ type Agent struct {
 
 	mu      sync.Mutex
 	running map[int64]*attempt // by attempt ID
+	taken   int                // attempts taken or being claimed, against MaxJobs
 	health  healthProbe
 }
 
@@ -297,10 +305,17 @@ func (a *Agent) register(ctx context.Context) error {
 func (a *Agent) worker(claimCtx, work context.Context) {
 	b := a.cfg.Backoff
 	for claimCtx.Err() == nil {
+		if !a.reserve() {
+			a.log.Info("taken its last job (MaxJobs); claiming no more", slog.Int("max_jobs", a.cfg.MaxJobs))
+			return
+		}
 		var as api.Assignment
 		token, _ := a.creds()
 		code, err := a.client.Do(claimCtx, http.MethodPost, "/agent/claim", token,
 			api.ClaimRequest{WaitSeconds: a.cfg.ClaimWait.Seconds()}, &as)
+		if err != nil || code == http.StatusNoContent {
+			a.unreserve()
+		}
 		switch {
 		case claimCtx.Err() != nil:
 			return
@@ -323,6 +338,25 @@ func (a *Agent) worker(claimCtx, work context.Context) {
 		b.Reset()
 		a.runAttempt(work, &as)
 	}
+}
+
+// reserve counts a job about to be claimed against MaxJobs, and reports
+// whether it may be.
+func (a *Agent) reserve() bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.cfg.MaxJobs > 0 && a.taken >= a.cfg.MaxJobs {
+		return false
+	}
+	a.taken++
+	return true
+}
+
+// unreserve gives back a reservation whose claim brought no job.
+func (a *Agent) unreserve() {
+	a.mu.Lock()
+	a.taken--
+	a.mu.Unlock()
 }
 
 func sleep(ctx context.Context, d time.Duration) {

@@ -662,6 +662,9 @@ func (l *loader) defaults(cfg *Config) {
 		if unset(keyPath(p, "idle_time")) && c.Policy == PolicyIdle {
 			c.IdleTime = DefaultIdleTime
 		}
+		if unset(keyPath(p, "max_use_count")) && c.Policy == PolicyPerJob {
+			c.MaxUseCount = 1 // one job per instance: what per_job means
+		}
 		if unset(keyPath(p, "target_wait")) {
 			c.TargetWait = DefaultTargetWait
 		}

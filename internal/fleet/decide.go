@@ -143,8 +143,10 @@ func Decide(c *Class, obs Observation) Decision {
 
 	switch {
 	case free < want:
+		// max_instances caps every instance, draining and recycled ones
+		// included: they still exist.
 		n := ceilDiv(want-free, capacity)
-		n = min(n, c.MaxInstances-len(active))
+		n = min(n, c.MaxInstances-len(obs.Instances))
 		if c.MaxConcurrentCreates > 0 {
 			n = min(n, c.MaxConcurrentCreates-booting)
 		}

@@ -46,6 +46,10 @@ func TestDecide(t *testing.T) {
 		{name: "max_concurrent_creates: one at a time", class: Class{Policy: PolicyIdle, MaxInstances: 10, IdleCount: 3, MaxConcurrentCreates: 1},
 			obs: Observation{Instances: []Instance{inst("a", Booting, 0, 0)}}, create: 0, warm: 3},
 		{name: "global cap", class: idle, obs: Observation{Pending: 5, MaxCreate: 3}, create: 3, warm: 2},
+		{name: "max_instances counts draining and recycled ones", class: Class{Policy: PolicyIdle, MaxInstances: 2, MaxUseCount: 1},
+			obs: Observation{Pending: 2, Instances: []Instance{
+				{ID: "a", State: Ready, Running: 1, Uses: 1, CreatedAt: t0}, {ID: "b", State: Draining, Running: 1, Uses: 1, CreatedAt: t0},
+			}}, remove: []string{"a"}, removeWhy: ReasonMaxUseCount},
 		{name: "max_use_count recycles", class: Class{Policy: PolicyIdle, MaxInstances: 5, MaxUseCount: 10},
 			obs:    Observation{Instances: []Instance{{ID: "a", State: Ready, Running: 1, Uses: 10, CreatedAt: t0}}},
 			remove: []string{"a"}, removeWhy: ReasonMaxUseCount},

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"time"
 
 	"github.com/hangar-ci/hangar/internal/store"
@@ -81,8 +82,9 @@ func (s *Scheduler) cancel(ctx context.Context, pick func(store.Tx) (int64, []*s
 	return nil
 }
 
-// FailPending fails a job that waits for a runner none can be: why says
-// it. A job that is no longer pending is left alone.
+// FailPending fails a pending job no runner can take: why says why. A job
+// that is no longer pending, or that an active agent's labels cover (one
+// registered since the caller looked), is left alone.
 func (s *Scheduler) FailPending(ctx context.Context, id int64, why string) error {
 	now := s.now()
 	var pipelineID int64
@@ -91,6 +93,15 @@ func (s *Scheduler) FailPending(ctx context.Context, id int64, why string) error
 		j, err := tx.Jobs().Get(ctx, id)
 		if err != nil || j.Status != store.JobPending {
 			return err
+		}
+		agents, err := tx.Agents().List(ctx, false)
+		if err != nil {
+			return err
+		}
+		for _, a := range agents {
+			if a.Status == store.AgentActive && covers(a.Labels, j.Tags) {
+				return nil
+			}
 		}
 		s.finish(j, store.JobFailed, FailureStuck, now)
 		j.Reason = why
@@ -448,4 +459,14 @@ func (s *Scheduler) Tick(ctx context.Context) error {
 		s.log.LogAttrs(ctx, slog.LevelWarn, "agent silent, marked gone", slog.Int64("agent_id", a.ID))
 	}
 	return nil
+}
+
+// covers reports whether labels include every one of tags.
+func covers(labels, tags []string) bool {
+	for _, t := range tags {
+		if !slices.Contains(labels, t) {
+			return false
+		}
+	}
+	return true
 }

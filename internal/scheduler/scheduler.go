@@ -135,7 +135,13 @@ func (s *Scheduler) LeaseTimeout() time.Duration { return s.cfg.LeaseTimeout }
 // every 10 s, or every third of a lease when leases are shorter. An agent
 // silent for three leases is marked gone.
 func (s *Scheduler) AgentHeartbeatInterval() time.Duration {
-	return min(10*time.Second, s.cfg.LeaseTimeout/3)
+	return HeartbeatInterval(s.cfg.LeaseTimeout)
+}
+
+// HeartbeatInterval is how often agents report to a server whose lease
+// timeout is lease.
+func HeartbeatInterval(lease time.Duration) time.Duration {
+	return min(10*time.Second, lease/3)
 }
 
 func (s *Scheduler) now() time.Time { return s.cfg.Now().UTC() }

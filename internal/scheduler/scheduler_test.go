@@ -602,6 +602,18 @@ func TestFailPending(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// An agent with the gpu label, registered since the caller looked:
+	// the job waits for it.
+	gpuAgent := f.agent("gpu")
+	if err := f.sched.FailPending(f.ctx, gpuJob, "x"); err != nil {
+		t.Fatal(err)
+	}
+	if j := f.job(gpuJob); j.Status != store.JobPending {
+		t.Fatalf("FailPending failed a job an active agent serves: %s", j.Status)
+	}
+	if err := f.sched.Deregister(f.ctx, gpuAgent.ID); err != nil {
+		t.Fatal(err)
+	}
 	if err := f.sched.FailPending(f.ctx, gpuJob, "no runner class serves tags [gpu]"); err != nil {
 		t.Fatal(err)
 	}

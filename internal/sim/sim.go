@@ -202,7 +202,11 @@ func Run(name string, class fleet.Class, model Model, trace []Job) Result {
 			// the server requeues them at once.
 			s.res.Requeued += len(e.inst.jobs)
 			s.queue = append(slices.Clone(e.inst.jobs), s.queue...)
+			busy := e.inst.Running > 0
 			e.inst.jobs, e.inst.Running = nil, 0
+			if busy {
+				e.inst.idleFrom = s.now // its busy time is not idle time
+			}
 			s.delete(e.inst)
 			s.dispatch()
 			s.decide()

@@ -80,6 +80,11 @@ func TestRunSpotRequeues(t *testing.T) {
 	if r.Jobs != 100 {
 		t.Errorf("jobs %d, want 100", r.Jobs)
 	}
+	// Busy for most of their life: an interruption does not turn the busy
+	// time into idle time.
+	if r.IdleHours > r.InstanceHours/2 {
+		t.Errorf("idle %v of %v instance-hours; the instances were mostly busy", r.IdleHours, r.InstanceHours)
+	}
 	if want := math.Round(r.InstanceHours*model.SpotPricePerHour*100) / 100; math.Abs(r.Cost-want) > 0.02 {
 		t.Errorf("cost %v, want spot's %v", r.Cost, want)
 	}

@@ -108,6 +108,10 @@ type Jobs interface {
 	// ListPending returns every pending job, oldest first, without its
 	// Spec (left zero).
 	ListPending(ctx context.Context) ([]*Job, error)
+	// ListPendingSince returns the jobs that became pending after since,
+	// whatever their status now, in the order they did, without their
+	// Spec: the jobs that arrived.
+	ListPendingSince(ctx context.Context, since time.Time) ([]*Job, error)
 	// ListByStatus returns up to limit jobs in status (all when limit <= 0),
 	// oldest first (by PendingAt for pending jobs, by ID otherwise).
 	ListByStatus(ctx context.Context, status JobStatus, limit int) ([]*Job, error)

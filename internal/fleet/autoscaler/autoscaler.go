@@ -48,6 +48,10 @@ const (
 	breakerMax      = 10 * time.Minute
 	// maxEvents events are kept for the API.
 	maxEvents = 1000
+	// tombstoneTTL is how long a deleted instance's ID is remembered, so
+	// that a list or a notice from before its deletion cannot delete it
+	// (and run its hooks) again.
+	tombstoneTTL = 10 * time.Minute
 )
 
 // Scheduler is what the autoscaler asks of the scheduler.
@@ -98,8 +102,12 @@ type Autoscaler struct {
 	classes  map[string]*classState
 	mu       sync.Mutex
 	events   []Event
-	deleting map[string]bool // instance IDs being deleted
-	wg       sync.WaitGroup  // deletions under way
+	deleting map[string]bool      // instance IDs being deleted
+	deleted  map[string]time.Time // and those deleted, for tombstoneTTL
+	wg       sync.WaitGroup       // deletions under way
+	// started is when Run began: silence and boot times count from it at
+	// the earliest. lastRead is when the last pass read the store.
+	started, lastRead time.Time
 }
 
 // classState is what the loop remembers of one class between passes.
@@ -116,16 +124,16 @@ type classState struct {
 	// becoming pending for the class and attempts ending on it.
 	boots          []time.Duration
 	arrivals, ends []time.Time
-	seenPending    map[int64]bool
-	seenRunning    map[int64]bool
+
 	// passes counts the passes; lastUses and lastRunning are the attempts
 	// given and running at the last one, for the completion rate.
 	passes, lastUses, lastRunning int
 	// lastPass is when the last pass ran, for the idle instance-seconds.
 	lastPass time.Time
-	// Boot failures in a row, and until when the breaker holds creation.
-	failures     int
-	breakerUntil time.Time
+	// Boot failures in a row, the breaker's trips since the last boot, and
+	// until when it holds creation.
+	failures, trips int
+	breakerUntil    time.Time
 	// The last pass's view, for the API.
 	status ClassStatus
 }
@@ -166,11 +174,11 @@ func New(cfg Config) (*Autoscaler, error) {
 		cfg.Now = time.Now
 	}
 	a := &Autoscaler{cfg: cfg, log: cfg.Logger, wake: make(chan struct{}, 1), classes: map[string]*classState{},
-		deleting: map[string]bool{}}
+		deleting: map[string]bool{}, deleted: map[string]time.Time{}}
 	for i := range cfg.Fleet.Classes {
 		c := &cfg.Fleet.Classes[i]
 		a.classes[c.Name] = &classState{class: c, created: map[string]time.Time{}, idleSince: map[string]time.Time{},
-			draining: map[string]string{}, booted: map[string]bool{}, seenPending: map[int64]bool{}, seenRunning: map[int64]bool{}}
+			draining: map[string]string{}, booted: map[string]bool{}}
 	}
 	m, err := newMetrics(cfg.Registerer, a)
 	if err != nil {
@@ -192,7 +200,14 @@ func (a *Autoscaler) Wake() {
 // providers list), then one every Tick or after Wake, and it follows the
 // providers' interruption notices.
 func (a *Autoscaler) Run(ctx context.Context) error {
+	a.started = a.cfg.Now()
 	a.removeUnknownClasses(ctx)
+	// Deletions under way finish, after the notices' followers (which
+	// start deletions) have stopped: an instance half deleted is found
+	// again by the next server, but its hooks would not run.
+	var followers sync.WaitGroup
+	defer a.wg.Wait()
+	defer followers.Wait()
 	seen := map[provider.Provider]bool{}
 	for _, p := range a.cfg.Providers {
 		if seen[p] {
@@ -200,14 +215,11 @@ func (a *Autoscaler) Run(ctx context.Context) error {
 		}
 		seen[p] = true
 		if ch := p.Interruptions(ctx, a.owner()); ch != nil {
-			go a.followInterruptions(ctx, p, ch)
+			followers.Go(func() { a.followInterruptions(ctx, ch) })
 		}
 	}
 	t := time.NewTicker(a.cfg.Tick)
 	defer t.Stop()
-	// Deletions under way finish: an instance half deleted is found again
-	// by the next server, but its hooks would not run.
-	defer a.wg.Wait()
 	for {
 		if err := a.Reconcile(ctx); err != nil && ctx.Err() == nil {
 			a.log.LogAttrs(ctx, slog.LevelWarn, "fleet reconcile", slog.String("error", err.Error()))
@@ -259,15 +271,23 @@ func (a *Autoscaler) removeUnknownClasses(ctx context.Context) {
 
 // world is what one pass reads from the store.
 type world struct {
+	at      time.Time
 	agents  map[string]*store.Agent // active and draining, by name
 	pending []*store.Job
+	// arrived are the jobs that became pending since the last pass,
+	// claimed since or not.
+	arrived []*store.Job
 	running map[int64]int // running attempts by agent ID
 	uses    map[int64]int // attempts given, by agent ID
 }
 
 // read loads the pass's view of the store.
 func (a *Autoscaler) read(ctx context.Context) (*world, error) {
-	w := &world{agents: map[string]*store.Agent{}, running: map[int64]int{}, uses: map[int64]int{}}
+	w := &world{at: a.cfg.Now(), agents: map[string]*store.Agent{}, running: map[int64]int{}, uses: map[int64]int{}}
+	since := a.lastRead
+	if since.IsZero() {
+		since = w.at
+	}
 	err := a.cfg.Store.Read(ctx, func(tx store.Tx) error {
 		agents, err := tx.Agents().List(ctx, false)
 		if err != nil {
@@ -284,12 +304,18 @@ func (a *Autoscaler) read(ctx context.Context) (*world, error) {
 				return err
 			}
 		}
-		w.pending, err = tx.Jobs().ListPending(ctx)
+		if w.pending, err = tx.Jobs().ListPending(ctx); err != nil {
+			return err
+		}
+		// Delayed jobs are not waiting for a runner yet.
+		w.pending = slices.DeleteFunc(w.pending, func(j *store.Job) bool { return j.RunAfter.After(w.at) })
+		w.arrived, err = tx.Jobs().ListPendingSince(ctx, since)
 		return err
 	})
 	if err != nil {
 		return nil, fmt.Errorf("read the fleet's state: %w", err)
 	}
+	a.lastRead = w.at
 	return w, nil
 }
 
@@ -312,7 +338,12 @@ func (a *Autoscaler) Reconcile(ctx context.Context) error {
 	// Pending jobs go to the first class that serves them; one that no
 	// class serves, and no agent either (agents run beside the fleet),
 	// fails at once rather than wait for ever.
-	pending := map[string][]*store.Job{}
+	pending, arrived := map[string][]*store.Job{}, map[string]int{}
+	for _, j := range w.arrived {
+		if c, err := a.cfg.Fleet.ClassFor(j.Tags); err == nil {
+			arrived[c.Name]++
+		}
+	}
 	var errs []error
 	for _, j := range w.pending {
 		c, err := a.cfg.Fleet.ClassFor(j.Tags)
@@ -347,8 +378,11 @@ func (a *Autoscaler) Reconcile(ctx context.Context) error {
 		free := -1
 		if a.cfg.Fleet.Concurrent > 0 {
 			free = max(a.cfg.Fleet.Concurrent-slots, 0) / max(c.CapacityPerInstance, 1)
+			if len(lists) < len(a.cfg.Fleet.Classes) {
+				free = 0 // a class's instances are unknown: the cap cannot be kept
+			}
 		}
-		created, err := a.reconcileClass(ctx, a.classes[c.Name], insts, w, pending[c.Name], free)
+		created, err := a.reconcileClass(ctx, a.classes[c.Name], insts, w, pending[c.Name], arrived[c.Name], free)
 		slots += created * max(c.CapacityPerInstance, 1)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("class %s: %w", c.Name, err))
@@ -400,11 +434,11 @@ func (a *Autoscaler) Classes() []ClassStatus {
 // followInterruptions handles the notices of p: the instance's agent is
 // deregistered at once, so that what it ran goes back to the queue now
 // rather than when its lease runs out, and the instance is deleted.
-func (a *Autoscaler) followInterruptions(ctx context.Context, p provider.Provider, notices <-chan provider.Interruption) {
+func (a *Autoscaler) followInterruptions(ctx context.Context, notices <-chan provider.Interruption) {
 	for n := range notices {
 		cs, ok := a.classes[n.Class]
-		if !ok {
-			continue
+		if !ok || a.isDeleting(n.ID) {
+			continue // not ours to handle, or one we deleted ourselves
 		}
 		a.metrics.interruptions.WithLabelValues(n.Class, string(n.Kind)).Inc()
 		var ag *store.Agent

@@ -56,10 +56,10 @@ type InstanceStatus struct {
 // reconcileClass observes, decides and acts for one class; maxCreate
 // bounds what it may create (negative: no bound). It returns how many
 // instances it created.
-func (a *Autoscaler) reconcileClass(ctx context.Context, cs *classState, insts []provider.Instance, w *world, pending []*store.Job, maxCreate int) (int, error) {
+func (a *Autoscaler) reconcileClass(ctx context.Context, cs *classState, insts []provider.Instance, w *world, pending []*store.Job, arrived, maxCreate int) (int, error) {
 	c := cs.class
 	now := a.cfg.Now()
-	a.observeRates(cs, w, pending, insts, now)
+	a.observeRates(cs, w, arrived, insts, now)
 	status := ClassStatus{Name: c.Name, Provider: c.Provider, Policy: string(c.Policy), Labels: c.Labels, Pending: len(pending)}
 	var obs []fleet.Instance
 	var errs []error
@@ -76,7 +76,7 @@ func (a *Autoscaler) reconcileClass(ctx context.Context, cs *classState, insts [
 		}
 		st := InstanceStatus{ID: in.ID, Name: in.Name, CreatedAt: created}
 		switch {
-		case in.State == provider.StateStopped && ag == nil && !cs.booted[in.Name]:
+		case in.State == provider.StateStopped && ag == nil && !cs.booted[in.Name] && cs.ours(in.Name):
 			a.bootFailed(ctx, cs, in, now, "its instance stopped before its agent registered")
 			continue
 		case in.State == provider.StateStopped:
@@ -86,8 +86,13 @@ func (a *Autoscaler) reconcileClass(ctx context.Context, cs *classState, insts [
 			a.remove(ctx, cs, in, nil, "deleted", "its agent deregistered")
 			continue
 		case ag == nil:
-			if c.BootTimeout > 0 && now.Sub(created) > c.BootTimeout {
-				a.bootFailed(ctx, cs, in, now, fmt.Sprintf("its agent did not register within %s", c.BootTimeout))
+			if c.BootTimeout > 0 && now.Sub(later(created, a.started)) > c.BootTimeout && !a.registered(ctx, in.Name) {
+				reason := fmt.Sprintf("its agent did not register within %s", c.BootTimeout)
+				if cs.ours(in.Name) {
+					a.bootFailed(ctx, cs, in, now, reason)
+				} else {
+					a.remove(ctx, cs, in, nil, "lost", reason)
+				}
 				continue
 			}
 			obs = append(obs, fleet.Instance{ID: in.ID, State: fleet.Booting, CreatedAt: created})
@@ -97,7 +102,7 @@ func (a *Autoscaler) reconcileClass(ctx context.Context, cs *classState, insts [
 		}
 		if !cs.booted[in.Name] {
 			cs.booted[in.Name] = true
-			cs.failures = 0
+			cs.failures, cs.trips = 0, 0
 			if _, ours := cs.created[in.Name]; ours {
 				boot := ag.CreatedAt.Sub(created)
 				cs.boots = append(cs.boots, boot)
@@ -112,8 +117,10 @@ func (a *Autoscaler) reconcileClass(ctx context.Context, cs *classState, insts [
 		}
 		running := w.running[ag.ID]
 		st.Running, st.JobsRun, st.DiskUsedPercent = running, w.uses[ag.ID], diskUsed(ag)
-		if c.HeartbeatTimeout > 0 && now.Sub(ag.LastSeenAt) > c.HeartbeatTimeout {
-			a.remove(ctx, cs, in, ag, "lost", fmt.Sprintf("its agent was silent for %s", now.Sub(ag.LastSeenAt).Round(time.Second)))
+		// Silence counts from the autoscaler's start at the earliest: a
+		// server that was down heard nobody.
+		if silent := now.Sub(later(ag.LastSeenAt, a.started)); c.HeartbeatTimeout > 0 && silent > c.HeartbeatTimeout {
+			a.remove(ctx, cs, in, ag, "lost", fmt.Sprintf("its agent was silent for %s", silent.Round(time.Second)))
 			continue
 		}
 		if c.MaxDiskUsedPercent > 0 && st.DiskUsedPercent > c.MaxDiskUsedPercent && ag.Status == store.AgentActive {
@@ -178,8 +185,10 @@ func (a *Autoscaler) reconcileClass(ctx context.Context, cs *classState, insts [
 		}
 		in := insts[i]
 		ag := w.agents[in.Name]
-		if ag == nil { // still booting: nothing runs on it
-			a.remove(ctx, cs, in, nil, "deleted", r.Reason)
+		if ag == nil { // still booting, unless it registered since the pass began
+			if !a.registered(ctx, in.Name) {
+				a.remove(ctx, cs, in, nil, "deleted", r.Reason)
+			}
 			continue
 		}
 		n, err := a.drain(ctx, cs, in, ag, r.Reason)
@@ -205,18 +214,13 @@ func (a *Autoscaler) reconcileClass(ctx context.Context, cs *classState, insts [
 	return created, errors.Join(errs...)
 }
 
-// observeRates counts the class's jobs that became pending since the last
-// pass, and estimates the attempts that ended on its instances from how
-// many started and how many run now.
-func (a *Autoscaler) observeRates(cs *classState, w *world, pending []*store.Job, insts []provider.Instance, now time.Time) {
-	still := make(map[int64]bool, len(pending))
-	for _, j := range pending {
-		still[j.ID] = true
-		if !cs.seenPending[j.ID] {
-			cs.arrivals = append(cs.arrivals, now)
-		}
+// observeRates records the class's jobs that became pending since the
+// last pass, and estimates the attempts that ended on its instances from
+// how many started and how many run now.
+func (a *Autoscaler) observeRates(cs *classState, w *world, arrived int, insts []provider.Instance, now time.Time) {
+	for range arrived {
+		cs.arrivals = append(cs.arrivals, now)
 	}
-	cs.seenPending = still
 	uses, running := 0, 0
 	for _, in := range insts {
 		if ag := w.agents[in.Name]; ag != nil {
@@ -322,9 +326,12 @@ func (a *Autoscaler) bootFailed(ctx context.Context, cs *classState, in provider
 	a.metrics.bootFailures.WithLabelValues(c.Name).Inc()
 	a.remove(ctx, cs, in, nil, "boot_failed", reason)
 	cs.failures++
-	if cs.failures >= breakerFailures {
-		backoff := breakerBase << min(cs.failures-breakerFailures, 5)
+	if cs.failures >= breakerFailures && !now.Before(cs.breakerUntil) {
+		// Each trip doubles the wait; between trips one instance probes.
+		cs.trips++
+		backoff := breakerBase << min(cs.trips-1, 5)
 		cs.breakerUntil = now.Add(min(backoff, breakerMax))
+		cs.failures = breakerFailures - 1
 		a.log.LogAttrs(ctx, slog.LevelWarn, "runner class degraded: instances fail to boot", slog.String("class", c.Name),
 			slog.Int("failures_in_a_row", cs.failures), slog.Time("retry_at", cs.breakerUntil))
 	}
@@ -334,7 +341,8 @@ func (a *Autoscaler) bootFailed(ctx context.Context, cs *classState, in provider
 func (a *Autoscaler) create(ctx context.Context, cs *classState, n int, now time.Time) (int, error) {
 	c := cs.class
 	spec := provider.CreateSpec{Owner: a.owner(), Class: c.Name, Server: a.cfg.Server,
-		RegistrationToken: a.cfg.RegistrationToken, Labels: c.Labels, Capacity: max(c.CapacityPerInstance, 1)}
+		RegistrationToken: a.cfg.RegistrationToken, Labels: c.Labels, Capacity: max(c.CapacityPerInstance, 1),
+		MaxJobs: c.MaxUseCount}
 	insts, err := a.cfg.Providers[c.Name].Create(ctx, spec, n)
 	for _, in := range insts {
 		cs.created[in.Name] = now
@@ -369,13 +377,14 @@ func (a *Autoscaler) removeInstance(ctx context.Context, c *fleet.Class, in prov
 	a.wg.Add(1)
 	go func() {
 		defer a.wg.Done()
-		defer a.doneDeleting(in.ID)
 		bg := context.WithoutCancel(ctx)
 		if err := p.Delete(bg, in.ID); err != nil {
+			a.doneDeleting(in.ID, false)
 			a.log.LogAttrs(bg, slog.LevelWarn, "delete instance", slog.String("class", c.Name), slog.String("instance", in.Name),
 				slog.String("error", err.Error()))
 			return
 		}
+		a.doneDeleting(in.ID, true)
 		jobs := 0
 		if ag != nil {
 			// The agent deregistered when it was told to stop, unless it
@@ -398,25 +407,68 @@ func (a *Autoscaler) removeInstance(ctx context.Context, c *fleet.Class, in prov
 	}()
 }
 
-// startDeleting marks id as being deleted; false if it already is.
+// startDeleting marks id as being deleted; false if it is, or was: an
+// instance is deleted once, whatever a stale list or a late notice says.
 func (a *Autoscaler) startDeleting(id string) bool {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	if a.deleting[id] {
+	if a.deleting[id] || !a.deleted[id].IsZero() {
 		return false
 	}
 	a.deleting[id] = true
 	return true
 }
 
-func (a *Autoscaler) doneDeleting(id string) {
+// doneDeleting records that id is gone, or that its deletion failed and
+// may be tried again.
+func (a *Autoscaler) doneDeleting(id string, gone bool) {
 	a.mu.Lock()
+	defer a.mu.Unlock()
 	delete(a.deleting, id)
-	a.mu.Unlock()
+	if !gone {
+		return
+	}
+	now := a.cfg.Now()
+	a.deleted[id] = now
+	for old, at := range a.deleted {
+		if now.Sub(at) > tombstoneTTL {
+			delete(a.deleted, old)
+		}
+	}
 }
 
+// isDeleting reports whether id is being deleted or was.
 func (a *Autoscaler) isDeleting(id string) bool {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	return a.deleting[id]
+	return a.deleting[id] || !a.deleted[id].IsZero()
+}
+
+// registered reports whether an agent called name is registered now: a
+// last look before an instance that seemed to be booting is deleted.
+func (a *Autoscaler) registered(ctx context.Context, name string) bool {
+	found := false
+	a.cfg.Store.Read(ctx, func(tx store.Tx) error {
+		agents, err := tx.Agents().List(ctx, false)
+		for _, ag := range agents {
+			found = found || ag.Name == name
+		}
+		return err
+	})
+	return found
+}
+
+// ours reports whether this server created the instance called name
+// (rather than adopting it).
+func (cs *classState) ours(name string) bool {
+	_, ok := cs.created[name]
+	return ok
+}
+
+// later returns the later of a and b.
+func later(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
 }

@@ -6,7 +6,7 @@ import (
 )
 
 // ownFlags are the `hangar agent` flags a provider sets itself.
-var ownFlags = []string{"server", "token", "name", "labels", "concurrency", "work-dir", "shutdown-timeout"}
+var ownFlags = []string{"server", "token", "name", "labels", "concurrency", "work-dir", "shutdown-timeout", "max-jobs"}
 
 // CheckAgentArgs reports an error when args, the extra `hangar agent`
 // arguments of a class (its provider_config.agent_args), set a flag the

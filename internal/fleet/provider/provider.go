@@ -106,6 +106,9 @@ type CreateSpec struct {
 	// Capacity is how many attempts the agent runs at once
 	// (--concurrency); 0 means 1.
 	Capacity int
+	// MaxJobs is how many attempts the agent takes before it claims no
+	// more (--max-jobs): the class's max_use_count; 0 means no limit.
+	MaxJobs int
 }
 
 // Validate reports the first missing or bad field of s.
@@ -121,6 +124,8 @@ func (s *CreateSpec) Validate() error {
 		return errors.New("create spec: RegistrationToken is empty")
 	case s.Capacity < 0:
 		return fmt.Errorf("create spec: Capacity is %d, want 0 or more", s.Capacity)
+	case s.MaxJobs < 0:
+		return fmt.Errorf("create spec: MaxJobs is %d, want 0 or more", s.MaxJobs)
 	}
 	for _, l := range s.Labels {
 		if l == "" || strings.ContainsAny(l, ", \t\n") {
@@ -149,6 +154,9 @@ func (s *CreateSpec) AgentArgs(name, workDir string, grace time.Duration) []stri
 	}
 	if grace > 0 {
 		args = append(args, "--shutdown-timeout="+(grace*3/4).String())
+	}
+	if s.MaxJobs > 0 {
+		args = append(args, "--max-jobs="+fmt.Sprint(s.MaxJobs))
 	}
 	return args
 }

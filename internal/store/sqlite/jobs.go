@@ -141,6 +141,16 @@ func (x jobs) ListPending(ctx context.Context) ([]*store.Job, error) {
 	return js, nil
 }
 
+// ListPendingSince returns the jobs that became pending after since.
+func (x jobs) ListPendingSince(ctx context.Context, since time.Time) ([]*store.Job, error) {
+	js, err := scanJobs(tx(x).query(ctx, `SELECT `+jobStateCols+` FROM jobs
+		WHERE pending_at > ? ORDER BY pending_at, id`, micros(since)))
+	if err != nil {
+		return nil, fmt.Errorf("list jobs pending since %s: %w", since, err)
+	}
+	return js, nil
+}
+
 // ListByStatus returns up to limit jobs in status, oldest first; a limit
 // of 0 or less returns them all.
 func (x jobs) ListByStatus(ctx context.Context, status store.JobStatus, limit int) ([]*store.Job, error) {
@@ -353,8 +363,7 @@ func (x jobs) ExpiredAttempts(ctx context.Context, now time.Time) ([]*store.Atte
 	return as, nil
 }
 
-// RunningAttempts returns the running attempts held by an agent, ordered
-// by ID.
+// CountAgentAttempts counts the attempts an agent has been given.
 func (x jobs) CountAgentAttempts(ctx context.Context, agentID int64) (int, error) {
 	var n int
 	if err := tx(x).queryRow(ctx, `SELECT count(*) FROM attempts WHERE agent_id = ?`, agentID).Scan(&n); err != nil {
@@ -363,6 +372,8 @@ func (x jobs) CountAgentAttempts(ctx context.Context, agentID int64) (int, error
 	return n, nil
 }
 
+// RunningAttempts returns the running attempts held by an agent, ordered
+// by ID.
 func (x jobs) RunningAttempts(ctx context.Context, agentID int64) ([]*store.Attempt, error) {
 	as, err := scanAttempts(tx(x).query(ctx, `SELECT `+attemptCols+` FROM attempts
 		WHERE agent_id = ? AND status = 'running' ORDER BY id`, agentID))

@@ -180,6 +180,11 @@ func testJobs(t *testing.T, open opener) {
 			}
 			p, e := *plain, *empty
 			equal(t, "ListPending", []*store.Job{&p, &e, &c, later}, all)
+			since, err := tx.Jobs().ListPendingSince(ctx, at(0))
+			if err != nil {
+				return err
+			}
+			equal(t, "ListPendingSince", []*store.Job{&c, later}, since)
 			return nil
 		})
 	})
