@@ -348,3 +348,33 @@ fleet:
 		t.Errorf("hangar runners does not show the class degraded:\n%s", out)
 	}
 }
+
+// An agent with --max-jobs takes that many jobs and no more: the fleet
+// gives max_use_count that way, so that a recycled instance never runs one
+// job too many.
+func TestAgentMaxJobs(t *testing.T) {
+	requireBash(t)
+	t.Parallel()
+	c := newCluster(t, faultLease)
+	a := c.startAgent("M", c.url, "--max-jobs", "1")
+	p := c.submit(map[string]string{".gitlab-ci.yml": "one: {script: [true]}\ntwo: {script: [true]}\n"})
+	c.waitFor("one job to finish", 15*time.Second, func() bool {
+		done := 0
+		for _, j := range c.pipeline(p.ID).Jobs {
+			if j.Status == "success" {
+				done++
+			}
+		}
+		return done == 1
+	})
+	time.Sleep(time.Second) // time enough to claim another, were it allowed
+	done := 0
+	for _, j := range c.pipeline(p.ID).Jobs {
+		if j.Status == "success" {
+			done++
+		}
+	}
+	if done != 1 || !strings.Contains(a.stderr.String(), "claiming no more") {
+		t.Errorf("%d jobs done by an agent with --max-jobs 1, want 1 and the agent saying it claims no more:\n%s", done, a.stderr.String())
+	}
+}
