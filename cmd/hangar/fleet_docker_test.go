@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -22,6 +23,22 @@ import (
 // MiB tmpfs as their work dir.
 func dockerFleet(t *testing.T, dc *client.Client, extra ...string) *cluster {
 	t.Helper()
+	return dockerFleetOf(t, dc, `
+    - name: dock
+      labels: [linux]
+      provider: docker
+      provider_config: {image: IMAGE, work_dir_tmpfs: 8m, grace: 5s}
+      max_instances: 2
+      idle_count: 1
+      max_disk_used_percent: 50
+      boot_timeout: 60s
+`, extra...)
+}
+
+// dockerFleetOf starts a server whose fleet has classes (YAML list items,
+// IMAGE standing for the agent image built from the test's binary).
+func dockerFleetOf(t *testing.T, dc *client.Client, classes string, extra ...string) *cluster {
+	t.Helper()
 	tag := fmt.Sprintf("hangar-agent-test:%d", time.Now().UnixNano())
 	if err := fleetdocker.BuildAgentImage(context.Background(), dc, hangarBinary(t), dockertest.DebianImage, tag); err != nil {
 		t.Fatalf("build the agent image: %v", err)
@@ -29,19 +46,8 @@ func dockerFleet(t *testing.T, dc *client.Client, extra ...string) *cluster {
 	t.Cleanup(func() { dc.ImageRemove(context.Background(), tag, client.ImageRemoveOptions{Force: true}) })
 	dir := t.TempDir()
 	config := filepath.Join(dir, "hangar.yml")
-	err := os.WriteFile(config, fmt.Appendf(nil, `
-fleet:
-  installation: test-%d
-  classes:
-    - name: dock
-      labels: [linux]
-      provider: docker
-      provider_config: {image: %q, work_dir_tmpfs: 8m, grace: 5s}
-      max_instances: 2
-      idle_count: 1
-      max_disk_used_percent: 50
-      boot_timeout: 60s
-`, time.Now().UnixNano(), tag), 0o644)
+	err := os.WriteFile(config, fmt.Appendf(nil, "fleet:\n  installation: test-%d\n  classes:%s",
+		time.Now().UnixNano(), strings.ReplaceAll(classes, "IMAGE", strconv.Quote(tag))), 0o644)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -49,7 +55,7 @@ fleet:
 	t.Cleanup(func() {
 		// The server is gone: remove what its fleet left.
 		res, _ := dc.ContainerList(context.Background(), client.ContainerListOptions{All: true,
-			Filters: client.Filters{}.Add("label", "hangar.fleet.class=dock")})
+			Filters: client.Filters{}.Add("label", "hangar.fleet.owner")})
 		for _, it := range res.Items {
 			if strings.Contains(it.Labels["hangar.fleet.owner"], "test-") {
 				dc.ContainerRemove(context.Background(), it.ID, client.ContainerRemoveOptions{Force: true})
@@ -133,5 +139,60 @@ func TestFleetDockerInterruptionRequeues(t *testing.T) {
 	}
 	if p = c.waitPipeline(p.ID, 90*time.Second); p.Status != "success" {
 		t.Errorf("pipeline %s, want success on the second attempt", p.Status)
+	}
+}
+
+// A spot instance interrupted under a job sends the job to its class's
+// fallback class, and only there.
+func TestFleetDockerSpotFallback(t *testing.T) {
+	dc := dockertest.Client(t)
+	c := dockerFleetOf(t, dc, `
+    - name: spot
+      labels: [linux]
+      provider: docker
+      provider_config: {image: IMAGE, grace: 5s}
+      spot: true
+      fallback_class: ondemand
+      max_instances: 2
+      idle_count: 1
+    - name: ondemand
+      labels: [linux]
+      provider: docker
+      provider_config: {image: IMAGE, grace: 5s}
+      max_instances: 1
+      idle_count: 0
+`, "--lease-timeout", "2m")
+	c.waitFor("an idle spot instance", 60*time.Second, func() bool {
+		cl := c.fleetClasses()["spot"]
+		return len(cl.Instances) == 1 && cl.Instances[0].State == "ready"
+	})
+	p := c.submit(map[string]string{".gitlab-ci.yml": "long:\n  tags: [linux]\n  script:\n    - echo started on $HOSTNAME\n    - sleep 3\n"})
+	jobID := p.Jobs[0].ID
+	var runner autoscaler.InstanceStatus
+	c.waitFor("the spot instance to run the job", 60*time.Second, func() bool {
+		for _, in := range c.fleetClasses()["spot"].Instances {
+			if in.Running > 0 {
+				runner = in
+			}
+		}
+		return runner.ID != ""
+	})
+	if _, err := dc.ContainerKill(context.Background(), runner.ID, client.ContainerKillOptions{Signal: "KILL"}); err != nil {
+		t.Fatal(err)
+	}
+	p = c.waitPipeline(p.ID, 90*time.Second)
+	j := c.job(jobID)
+	if p.Status != "success" || len(j.Attempts) != 2 {
+		t.Fatalf("pipeline %s with %d attempts, want success on a second attempt", p.Status, len(j.Attempts))
+	}
+	var agents []struct {
+		ID   int64  `json:"id"`
+		Name string `json:"name"`
+	}
+	c.do(http.MethodGet, "/agents?all=true", nil, &agents)
+	for _, a := range agents {
+		if a.ID == j.Attempts[1].AgentID && !strings.Contains(a.Name, "-ondemand-") {
+			t.Errorf("the second attempt ran on %s, want an instance of ondemand", a.Name)
+		}
 	}
 }

@@ -200,10 +200,20 @@ func (c *Config) ClassFor(tags []string) (*Class, error) {
 	return nil, fmt.Errorf("%w %s: classes are %s", ErrNoClass, bracketed(tags), strings.Join(classes, ", "))
 }
 
-// serves reports whether all of tags are among the class's labels.
+// ClassLabelPrefix starts the label every agent of a class registers with
+// besides the class's labels: ClassLabel(name). A job tagged with it runs
+// only on that class: the fleet tags the jobs of an interrupted spot
+// instance with its fallback class's.
+const ClassLabelPrefix = "hangar-class:"
+
+// ClassLabel is the label of the agents of class name.
+func ClassLabel(name string) string { return ClassLabelPrefix + name }
+
+// serves reports whether all of tags are among the class's labels, its
+// ClassLabel included.
 func (c *Class) serves(tags []string) bool {
 	for _, t := range tags {
-		if !slices.Contains(c.Labels, t) {
+		if !slices.Contains(c.Labels, t) && t != ClassLabel(c.Name) {
 			return false
 		}
 	}
@@ -751,6 +761,8 @@ func (l *loader) checkClass(c *Class, p string) {
 			l.add(ip, nil, "must not start or end with a space, got %q", label)
 		case slices.Index(c.Labels, label) < i:
 			l.add(ip, nil, "%q is listed twice", label)
+		case strings.HasPrefix(label, ClassLabelPrefix):
+			l.add(ip, nil, "%q: labels starting with %q are the fleet's own", label, ClassLabelPrefix)
 		}
 	}
 

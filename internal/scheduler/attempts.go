@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strconv"
 	"time"
 
@@ -321,13 +322,16 @@ func (s *Scheduler) Release(ctx context.Context, attemptID int64, token string) 
 	return s.loseAttempt(ctx, func(tx store.Tx) (*store.Attempt, error) {
 		at, _, err := CurrentAttempt(ctx, tx, attemptID, token)
 		return at, err
-	}, "handed back by its agent", false)
+	}, "handed back by its agent", false, "")
 }
 
 // loseAttempt marks the attempt find returns lost and retries or fails its
 // job. Only lost runners count against LostRetries; an attempt its agent
 // handed back (a clean shutdown) does not.
-func (s *Scheduler) loseAttempt(ctx context.Context, find func(store.Tx) (*store.Attempt, error), why string, counts bool) error {
+// loseAttempt ends the attempt find returns as lost and requeues its job
+// (counting it against LostRetries when counts), adding tag to the job's
+// tags when it is not empty, so that only runners with that label take it.
+func (s *Scheduler) loseAttempt(ctx context.Context, find func(store.Tx) (*store.Attempt, error), why string, counts bool, tag string) error {
 	now := s.now()
 	var (
 		j    *store.Job
@@ -357,6 +361,9 @@ func (s *Scheduler) loseAttempt(ctx context.Context, find func(store.Tx) (*store
 		case j.LostAttempts <= s.cfg.LostRetries:
 			j.Status, j.PendingAt = store.JobPending, now
 			j.Reason = fmt.Sprintf("attempt %d %s; retrying", at.Number, why)
+			if tag != "" && !slices.Contains(j.Tags, tag) {
+				j.Tags = append(slices.Clone(j.Tags), tag)
+			}
 		default:
 			j.AllowFailure = allowedFailure(j, -1)
 			s.finish(j, store.JobFailed, FailureLost, now)

@@ -272,6 +272,14 @@ func (s *Scheduler) DrainAgent(ctx context.Context, id int64) (running int, err 
 // Deregister marks the agent gone; attempts it still holds are handed
 // back.
 func (s *Scheduler) Deregister(ctx context.Context, id int64) error {
+	return s.DeregisterTo(ctx, id, "")
+}
+
+// DeregisterTo is Deregister, and the jobs handed back get tag among their
+// tags (when it is not empty), so that they run again only where runners
+// carry that label: the fleet sends the jobs of an interrupted spot
+// instance to its fallback class that way.
+func (s *Scheduler) DeregisterTo(ctx context.Context, id int64, tag string) error {
 	var held []*store.Attempt
 	err := s.store.Update(ctx, func(tx store.Tx) error {
 		a, err := tx.Agents().Get(ctx, id)
@@ -291,7 +299,7 @@ func (s *Scheduler) Deregister(ctx context.Context, id int64) error {
 	for _, at := range held {
 		err := s.loseAttempt(ctx, func(tx store.Tx) (*store.Attempt, error) {
 			return tx.Jobs().GetAttempt(ctx, at.ID)
-		}, "was running on an agent that deregistered", false)
+		}, "was running on an agent that deregistered", false, tag)
 		if err != nil {
 			return err
 		}
@@ -436,7 +444,7 @@ func (s *Scheduler) Tick(ctx context.Context) error {
 				return nil, err // it finished or was extended meanwhile
 			}
 			return cur, nil
-		}, "lost its lease", true)
+		}, "lost its lease", true, "")
 		if err != nil {
 			return err
 		}

@@ -117,8 +117,9 @@ type Jobs interface {
 	ListByStatus(ctx context.Context, status JobStatus, limit int) ([]*Job, error)
 	// Update writes j's mutable fields: Status, AllowFailure (which a
 	// failure's exit code decides when AllowFailureExitCodes is set),
-	// Reason, FailureReason, Attempts, LostAttempts, RunAfter and the
-	// timestamps.
+	// Reason, FailureReason, Attempts, LostAttempts, RunAfter, the
+	// timestamps, and Tags (the fleet sends a job to a fallback class by a
+	// tag).
 	Update(ctx context.Context, j *Job) error
 	// NextPending returns the oldest pending job (by PendingAt, then ID)
 	// whose RunAfter is not after now and whose Tags are all among labels,

@@ -59,8 +59,8 @@ type Scheduler interface {
 	// DrainAgent stops the agent taking jobs and returns how many
 	// attempts it still runs.
 	DrainAgent(ctx context.Context, id int64) (int, error)
-	// Deregister marks the agent gone and hands back its attempts.
-	Deregister(ctx context.Context, id int64) error
+	// DeregisterTo is Deregister, the jobs handed back tagged with tag.
+	DeregisterTo(ctx context.Context, id int64, tag string) error
 	// FailPending fails a pending job no runner can take.
 	FailPending(ctx context.Context, id int64, why string) error
 }
@@ -452,7 +452,9 @@ func (a *Autoscaler) followInterruptions(ctx context.Context, notices <-chan pro
 			return err
 		})
 		if ag != nil {
-			if err := a.cfg.Scheduler.Deregister(ctx, ag.ID); err != nil {
+			// What the instance ran goes back to the queue now; with a
+			// fallback class, to that class only.
+			if err := a.cfg.Scheduler.DeregisterTo(ctx, ag.ID, fallbackTag(cs.class)); err != nil {
 				a.log.LogAttrs(ctx, slog.LevelWarn, "deregister an interrupted agent", slog.String("agent", n.Name), slog.String("error", err.Error()))
 			}
 		}

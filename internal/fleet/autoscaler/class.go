@@ -341,7 +341,8 @@ func (a *Autoscaler) bootFailed(ctx context.Context, cs *classState, in provider
 func (a *Autoscaler) create(ctx context.Context, cs *classState, n int, now time.Time) (int, error) {
 	c := cs.class
 	spec := provider.CreateSpec{Owner: a.owner(), Class: c.Name, Server: a.cfg.Server,
-		RegistrationToken: a.cfg.RegistrationToken, Labels: c.Labels, Capacity: max(c.CapacityPerInstance, 1),
+		RegistrationToken: a.cfg.RegistrationToken, Labels: append(slices.Clone(c.Labels), fleet.ClassLabel(c.Name)),
+		Capacity: max(c.CapacityPerInstance, 1),
 		MaxJobs: c.MaxUseCount}
 	insts, err := a.cfg.Providers[c.Name].Create(ctx, spec, n)
 	for _, in := range insts {
@@ -389,7 +390,7 @@ func (a *Autoscaler) removeInstance(ctx context.Context, c *fleet.Class, in prov
 		if ag != nil {
 			// The agent deregistered when it was told to stop, unless it
 			// could not: make sure, handing back what it held.
-			if err := a.cfg.Scheduler.Deregister(bg, ag.ID); err != nil && !errors.Is(err, store.ErrNotFound) {
+			if err := a.cfg.Scheduler.DeregisterTo(bg, ag.ID, fallbackTag(c)); err != nil && !errors.Is(err, store.ErrNotFound) {
 				a.log.LogAttrs(bg, slog.LevelWarn, "deregister agent", slog.String("agent", ag.Name), slog.String("error", err.Error()))
 			}
 			a.cfg.Store.Read(bg, func(tx store.Tx) error {
@@ -471,4 +472,14 @@ func later(a, b time.Time) time.Time {
 		return a
 	}
 	return b
+}
+
+// fallbackTag is the tag the jobs handed back by an instance of c get: its
+// fallback class's label for a spot class that has one, so that they run
+// again there.
+func fallbackTag(c *fleet.Class) string {
+	if c.Spot && c.FallbackClass != "" {
+		return fleet.ClassLabel(c.FallbackClass)
+	}
+	return ""
 }

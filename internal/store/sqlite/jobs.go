@@ -170,12 +170,16 @@ func (x jobs) ListByStatus(ctx context.Context, status store.JobStatus, limit in
 }
 
 func (x jobs) Update(ctx context.Context, j *store.Job) error {
+	tags, err := toJSON(j.Tags)
+	if err != nil {
+		return fmt.Errorf("update job %d: %w", j.ID, err)
+	}
 	res, err := tx(x).exec(ctx, `UPDATE jobs SET status = ?, allow_failure = ?, reason = ?, failure_reason = ?,
 			attempts = ?, lost_attempts = ?, exit_code = ?, run_after = ?, created_at = ?, pending_at = ?,
-			started_at = ?, finished_at = ?
+			started_at = ?, finished_at = ?, tags = ?
 		WHERE id = ?`,
 		j.Status, boolInt(j.AllowFailure), j.Reason, j.FailureReason, j.Attempts, j.LostAttempts, j.ExitCode,
-		micros(j.RunAfter), micros(j.CreatedAt), micros(j.PendingAt), micros(j.StartedAt), micros(j.FinishedAt), j.ID)
+		micros(j.RunAfter), micros(j.CreatedAt), micros(j.PendingAt), micros(j.StartedAt), micros(j.FinishedAt), tags, j.ID)
 	if err == nil {
 		err = affected(res)
 	}

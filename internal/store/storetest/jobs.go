@@ -74,9 +74,10 @@ func testJobs(t *testing.T, open opener) {
 		want.Attempts, want.LostAttempts, want.ExitCode = 2, 1, 137
 		want.RunAfter, want.PendingAt = at(time.Minute), at(2*time.Minute)
 		want.StartedAt, want.FinishedAt = at(3*time.Minute), at(4*time.Minute)
+		want.Tags = []string{"docker", "hangar-class:big"}
 		changed := want
 		changed.Name, changed.Stage, changed.StageIndex = "renamed", "deploy", 7 // not mutable
-		changed.Tags, changed.Needs, changed.Spec = []string{"other"}, nil, store.JobSpec{Image: &store.ImageSpec{Name: "x"}}
+		changed.Needs, changed.Spec = nil, store.JobSpec{Image: &store.ImageSpec{Name: "x"}}
 		update(t, s, func(tx store.Tx) error { return tx.Jobs().Update(ctx, &changed) })
 		read(t, s, func(tx store.Tx) error {
 			got, err := tx.Jobs().Get(ctx, j.ID)
