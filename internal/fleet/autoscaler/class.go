@@ -343,7 +343,7 @@ func (a *Autoscaler) create(ctx context.Context, cs *classState, n int, now time
 	spec := provider.CreateSpec{Owner: a.owner(), Class: c.Name, Server: a.cfg.Server,
 		RegistrationToken: a.cfg.RegistrationToken, Labels: append(slices.Clone(c.Labels), fleet.ClassLabel(c.Name)),
 		Capacity: max(c.CapacityPerInstance, 1),
-		MaxJobs: c.MaxUseCount}
+		MaxJobs:  c.MaxUseCount}
 	insts, err := a.cfg.Providers[c.Name].Create(ctx, spec, n)
 	for _, in := range insts {
 		cs.created[in.Name] = now
