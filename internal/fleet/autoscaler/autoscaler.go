@@ -104,6 +104,7 @@ type Autoscaler struct {
 	events   []Event
 	deleting map[string]bool      // instance IDs being deleted
 	deleted  map[string]time.Time // and those deleted, for tombstoneTTL
+	born     map[string]time.Time // when each instance seen was created
 	wg       sync.WaitGroup       // deletions under way
 	// started is when Run began: silence and boot times count from it at
 	// the earliest. lastRead is when the last pass read the store.
@@ -174,7 +175,7 @@ func New(cfg Config) (*Autoscaler, error) {
 		cfg.Now = time.Now
 	}
 	a := &Autoscaler{cfg: cfg, log: cfg.Logger, wake: make(chan struct{}, 1), classes: map[string]*classState{},
-		deleting: map[string]bool{}, deleted: map[string]time.Time{}}
+		deleting: map[string]bool{}, deleted: map[string]time.Time{}, born: map[string]time.Time{}}
 	for i := range cfg.Fleet.Classes {
 		c := &cfg.Fleet.Classes[i]
 		a.classes[c.Name] = &classState{class: c, created: map[string]time.Time{}, idleSince: map[string]time.Time{},

@@ -75,6 +75,7 @@ func (a *Autoscaler) reconcileClass(ctx context.Context, cs *classState, insts [
 			created = t
 		}
 		st := InstanceStatus{ID: in.ID, Name: in.Name, CreatedAt: created}
+		a.noteBirth(in.ID, created)
 		switch {
 		case in.State == provider.StateStopped && ag == nil && !cs.booted[in.Name] && cs.ours(in.Name):
 			a.bootFailed(ctx, cs, in, now, "its instance stopped before its agent registered")
@@ -399,10 +400,16 @@ func (a *Autoscaler) removeInstance(ctx context.Context, c *fleet.Class, in prov
 			})
 		}
 		if a.cfg.Notifier != nil {
-			now := a.cfg.Now()
+			agent := ""
+			if ag != nil {
+				agent = ag.Name
+			}
+			if created.IsZero() {
+				created = a.bornAt(in.ID)
+			}
 			a.cfg.Notifier.Notify(bg, c.Hooks, fleet.RemovalEvent{
-				Installation: a.owner(), Class: c.Name, Instance: in.ID, Agent: in.Name, Reason: reason,
-				JobsRun: jobs, CreatedAt: created, RemovedAt: now,
+				Installation: a.owner(), Class: c.Name, Instance: in.ID, Agent: agent, Reason: reason,
+				JobsRun: jobs, CreatedAt: created, RemovedAt: a.cfg.Now(),
 			})
 		}
 	}()
@@ -431,6 +438,7 @@ func (a *Autoscaler) doneDeleting(id string, gone bool) {
 	}
 	now := a.cfg.Now()
 	a.deleted[id] = now
+	delete(a.born, id)
 	for old, at := range a.deleted {
 		if now.Sub(at) > tombstoneTTL {
 			delete(a.deleted, old)
@@ -482,4 +490,21 @@ func fallbackTag(c *fleet.Class) string {
 		return fleet.ClassLabel(c.FallbackClass)
 	}
 	return ""
+}
+
+// noteBirth remembers when instance id was created, for the hooks of a
+// removal that a notice, not the loop, starts.
+func (a *Autoscaler) noteBirth(id string, at time.Time) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if _, ok := a.born[id]; !ok {
+		a.born[id] = at
+	}
+}
+
+// bornAt returns when instance id was created, zero when unknown.
+func (a *Autoscaler) bornAt(id string) time.Time {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.born[id]
 }
