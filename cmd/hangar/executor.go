@@ -10,6 +10,7 @@ import (
 	"github.com/hangar-ci/hangar/internal/executor"
 	"github.com/hangar-ci/hangar/internal/executor/docker"
 	"github.com/hangar-ci/hangar/internal/executor/shell"
+	"github.com/hangar-ci/hangar/internal/fleet/provider"
 )
 
 // executorFlags are the flags that choose and configure the executor of
@@ -62,7 +63,7 @@ func (f *executorFlags) build(ctx context.Context) (executor.Executor, error) {
 		cfg.AllowedPullPolicies = append(cfg.AllowedPullPolicies, docker.PullPolicy(p))
 	}
 	if f.memory != "" {
-		n, err := parseBytes(f.memory)
+		n, err := provider.ParseBytes(f.memory)
 		if err != nil {
 			return nil, fmt.Errorf("--docker-memory: %w", err)
 		}
@@ -79,20 +80,4 @@ func (f *executorFlags) build(ctx context.Context) (executor.Executor, error) {
 		return nil, err
 	}
 	return ex, nil
-}
-
-// parseBytes reads a size such as 512m, 2g, 1024k or 1000000 (bytes).
-func parseBytes(s string) (int64, error) {
-	units := map[string]int64{"": 1, "b": 1, "k": 1 << 10, "kb": 1 << 10, "m": 1 << 20, "mb": 1 << 20, "g": 1 << 30, "gb": 1 << 30}
-	t := strings.ToLower(strings.TrimSpace(s))
-	i := strings.IndexFunc(t, func(r rune) bool { return (r < '0' || r > '9') && r != '.' })
-	if i < 0 {
-		i = len(t)
-	}
-	unit, ok := units[t[i:]]
-	var n float64
-	if _, err := fmt.Sscanf(t[:i], "%g", &n); err != nil || !ok || n <= 0 {
-		return 0, fmt.Errorf("%q is not a size such as 512m or 2g", s)
-	}
-	return int64(n * float64(unit)), nil
 }

@@ -17,6 +17,7 @@ import (
 	yaml "go.yaml.in/yaml/v4"
 
 	"github.com/hangar-ci/hangar/internal/pipeline/duration"
+	"github.com/hangar-ci/hangar/internal/suggest"
 )
 
 // Defaults Load gives the keys a file leaves out or sets to null. A key
@@ -417,7 +418,7 @@ func (l *loader) collect(n *yaml.Node, f yamlMapping, known []string, merged boo
 			continue
 		}
 		if !slices.Contains(known, name) {
-			if s := didYouMean(name, known); s != "" {
+			if s := suggest.DidYouMean(name, known); s != "" {
 				l.addAt(posOf(k), p, nil, "unknown key%s", s)
 			} else {
 				l.addAt(posOf(k), p, nil, "unknown key; the keys here are %s", strings.Join(known, ", "))
@@ -739,7 +740,7 @@ func (l *loader) check(cfg *Config) {
 			l.add(p, nil, "must name another class, not the class itself")
 		case !exists:
 			msg := fmt.Sprintf("no class is named %q; the classes are %s", c.FallbackClass, strings.Join(names, ", "))
-			if s := suggest(c.FallbackClass, names); s != "" {
+			if s := suggest.Closest(c.FallbackClass, names); s != "" {
 				msg += fmt.Sprintf(" (did you mean %q?)", s)
 			}
 			l.add(p, nil, "%s", msg)
@@ -771,7 +772,7 @@ func (l *loader) checkClass(c *Class, p string) {
 	case l.missing(pp) || (!l.fromFile && c.Provider == ""):
 		l.add(pp, nil, "required: one of %s", strings.Join(knownProviders, ", "))
 	case l.given(pp) && !slices.Contains(knownProviders, c.Provider):
-		l.add(pp, nil, "must be one of %s, got %q%s", strings.Join(knownProviders, ", "), c.Provider, didYouMean(c.Provider, knownProviders))
+		l.add(pp, nil, "must be one of %s, got %q%s", strings.Join(knownProviders, ", "), c.Provider, suggest.DidYouMean(c.Provider, knownProviders))
 	}
 
 	mp := keyPath(p, "max_instances")
@@ -788,7 +789,7 @@ func (l *loader) checkClass(c *Class, p string) {
 		l.add(cp, nil, "must be 1 or more, got %d", c.CapacityPerInstance)
 	}
 	if pp := keyPath(p, "policy"); l.given(pp) && !slices.Contains(knownPolicies, string(c.Policy)) {
-		l.add(pp, nil, "must be one of %s, got %q%s", strings.Join(knownPolicies, ", "), c.Policy, didYouMean(string(c.Policy), knownPolicies))
+		l.add(pp, nil, "must be one of %s, got %q%s", strings.Join(knownPolicies, ", "), c.Policy, suggest.DidYouMean(string(c.Policy), knownPolicies))
 	}
 	l.idleCount(keyPath(p, "idle_count"), c.IdleCount, c.MaxInstances, maxOK)
 	l.atLeast(keyPath(p, "max_use_count"), c.MaxUseCount, 0)
@@ -881,52 +882,4 @@ func (l *loader) httpURL(p, s string) {
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		l.add(p, nil, "must be an http or https URL, got %q", s)
 	}
-}
-
-// didYouMean returns ` (did you mean "x"?)` when a candidate is close to
-// word, else "".
-func didYouMean(word string, candidates []string) string {
-	if s := suggest(word, candidates); s != "" {
-		return fmt.Sprintf(" (did you mean %q?)", s)
-	}
-	return ""
-}
-
-// suggest returns the candidate closest to word when it is close enough
-// to be a likely typo, else "".
-func suggest(word string, candidates []string) string {
-	best, limit := "", min(len(word)/3+1, len(word)-1, 3)
-	for _, c := range candidates {
-		if d := editDistance(strings.ToLower(word), c); d <= limit && (best == "" || d < limit) {
-			best, limit = c, d
-		}
-	}
-	return best
-}
-
-// editDistance is the Levenshtein distance between a and b, counting an
-// adjacent transposition as one edit.
-func editDistance(a, b string) int {
-	ra, rb := []rune(a), []rune(b)
-	prev2 := make([]int, len(rb)+1)
-	prev := make([]int, len(rb)+1)
-	cur := make([]int, len(rb)+1)
-	for j := range prev {
-		prev[j] = j
-	}
-	for i := 1; i <= len(ra); i++ {
-		cur[0] = i
-		for j := 1; j <= len(rb); j++ {
-			cost := 1
-			if ra[i-1] == rb[j-1] {
-				cost = 0
-			}
-			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
-			if i > 1 && j > 1 && ra[i-1] == rb[j-2] && ra[i-2] == rb[j-1] {
-				cur[j] = min(cur[j], prev2[j-2]+1)
-			}
-		}
-		prev2, prev, cur = prev, cur, prev2
-	}
-	return prev[len(rb)]
 }

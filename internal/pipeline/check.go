@@ -3,6 +3,8 @@ package pipeline
 import (
 	"slices"
 	"strings"
+
+	"github.com/hangar-ci/hangar/internal/suggest"
 )
 
 // checkStages reports jobs whose stage is not declared.
@@ -10,7 +12,7 @@ func checkStages(cfg *Config, d *diags) {
 	for _, j := range cfg.Jobs {
 		if !slices.Contains(cfg.Stages, j.Stage) {
 			d.errorf(j.StagePos, "%s: stage %q is not declared in stages (%s)%s",
-				j.Name, j.Stage, strings.Join(cfg.Stages, ", "), suggest(j.Stage, cfg.Stages))
+				j.Name, j.Stage, strings.Join(cfg.Stages, ", "), suggest.DidYouMean(j.Stage, cfg.Stages))
 		}
 	}
 }
@@ -35,7 +37,7 @@ func checkNeeds(cfg *Config, d *diags) {
 			st, ok := stageOf[n.Job]
 			switch {
 			case !ok && !n.Optional:
-				d.errorf(n.Pos, "%s needs %q, which is not a job of this pipeline%s", j.Name, n.Job, suggest(n.Job, names))
+				d.errorf(n.Pos, "%s needs %q, which is not a job of this pipeline%s", j.Name, n.Job, suggest.DidYouMean(n.Job, names))
 			case ok && st > stageOf[j.Name]:
 				d.errorf(n.Pos, "%s (stage %s) needs %q, which is in the later stage %s", j.Name, j.Stage, n.Job, cfg.Stages[st])
 			case ok:
@@ -52,7 +54,7 @@ func checkNeeds(cfg *Config, d *diags) {
 			st, ok := stageOf[dep]
 			switch {
 			case !ok:
-				d.errorf(j.Pos, "%s: dependencies names %q, which is not a job of this pipeline%s", j.Name, dep, suggest(dep, names))
+				d.errorf(j.Pos, "%s: dependencies names %q, which is not a job of this pipeline%s", j.Name, dep, suggest.DidYouMean(dep, names))
 			case st > stageOf[j.Name]:
 				d.errorf(j.Pos, "%s: dependencies names %q, which is in the later stage %s", j.Name, dep, cfg.Stages[st])
 			}

@@ -9,6 +9,7 @@ import (
 
 	"github.com/hangar-ci/hangar/internal/pipeline/duration"
 	"github.com/hangar-ci/hangar/internal/pipeline/expr"
+	"github.com/hangar-ci/hangar/internal/suggest"
 )
 
 // Keywords allowed in each place of a pipeline file.
@@ -79,7 +80,7 @@ func decodeConfig(top *node, d *diags) *Config {
 			continue // hidden keys are templates; what uses them is checked
 		}
 		if v.kind != mapNode {
-			d.errorf(k.pos, "%q is neither a keyword nor a job (a job is a mapping with a script)%s", name, suggest(name, reservedKeys))
+			d.errorf(k.pos, "%q is neither a keyword nor a job (a job is a mapping with a script)%s", name, suggest.DidYouMean(name, reservedKeys))
 			continue
 		}
 		job := decodeJob(x, name, k.pos, applyDefault(x, v, def))
@@ -136,7 +137,7 @@ func inheritList(x decoder, n *node, what string, known []string) []string {
 	if known != nil {
 		for i, s := range list {
 			if !slices.Contains(known, s) {
-				x.errorf(n.items[i], "%s: unknown keyword %q%s", what, s, suggest(s, known))
+				x.errorf(n.items[i], "%s: unknown keyword %q%s", what, s, suggest.DidYouMean(s, known))
 			}
 		}
 	}
@@ -760,7 +761,7 @@ func (x decoder) retry(n *node, what string) Retry {
 		r.When = x.strs(v, what+": when")
 		for _, w := range r.When {
 			if !slices.Contains(retryReasons, w) {
-				x.errorf(v, "%s: when: unknown failure reason %q%s", what, w, suggest(w, retryReasons))
+				x.errorf(v, "%s: when: unknown failure reason %q%s", what, w, suggest.DidYouMean(w, retryReasons))
 			}
 		}
 	}

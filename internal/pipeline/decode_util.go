@@ -1,13 +1,13 @@
 package pipeline
 
 import (
-	"fmt"
 	"slices"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/hangar-ci/hangar/internal/pipeline/duration"
+	"github.com/hangar-ci/hangar/internal/suggest"
 )
 
 // checkKeys reports every key of mapping m that is not in allowed, with a
@@ -15,54 +15,9 @@ import (
 func checkKeys(d *diags, m *node, where string, allowed []string) {
 	for _, k := range m.keys {
 		if !slices.Contains(allowed, k.value) {
-			d.errorf(k.pos, "%s: unknown keyword %q%s", where, k.value, suggest(k.value, allowed))
+			d.errorf(k.pos, "%s: unknown keyword %q%s", where, k.value, suggest.DidYouMean(k.value, allowed))
 		}
 	}
-}
-
-// suggest returns ` (did you mean "x"?)` for the candidate closest to word,
-// or "" when none is close enough to be a likely typo.
-func suggest(word string, candidates []string) string {
-	best, bestDist := "", len(word)/3+1
-	if bestDist > 3 {
-		bestDist = 3
-	}
-	for _, c := range candidates {
-		if dist := editDistance(strings.ToLower(word), strings.ToLower(c)); dist <= bestDist && (best == "" || dist < editDistance(word, best)) {
-			best, bestDist = c, dist
-		}
-	}
-	if best == "" {
-		return ""
-	}
-	return fmt.Sprintf(" (did you mean %q?)", best)
-}
-
-// editDistance is the Damerau-Levenshtein distance (with adjacent
-// transpositions) between a and b.
-func editDistance(a, b string) int {
-	ra, rb := []rune(a), []rune(b)
-	prev2 := make([]int, len(rb)+1)
-	prev := make([]int, len(rb)+1)
-	cur := make([]int, len(rb)+1)
-	for j := range prev {
-		prev[j] = j
-	}
-	for i := 1; i <= len(ra); i++ {
-		cur[0] = i
-		for j := 1; j <= len(rb); j++ {
-			cost := 1
-			if ra[i-1] == rb[j-1] {
-				cost = 0
-			}
-			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
-			if i > 1 && j > 1 && ra[i-1] == rb[j-2] && ra[i-2] == rb[j-1] {
-				cur[j] = min(cur[j], prev2[j-2]+1)
-			}
-		}
-		prev2, prev, cur = prev, cur, prev2
-	}
-	return prev[len(rb)]
 }
 
 // decoder turns checked nodes into typed values. Every method reports what it
@@ -206,7 +161,7 @@ func (x decoder) duration(n *node, what string) time.Duration {
 func (x decoder) oneOf(n *node, what string, allowed ...string) string {
 	s := x.str(n, what)
 	if n.kind == scalarNode && !slices.Contains(allowed, s) {
-		x.errorf(n, "%s must be one of %s, found %q%s", what, strings.Join(allowed, ", "), s, suggest(s, allowed))
+		x.errorf(n, "%s must be one of %s, found %q%s", what, strings.Join(allowed, ", "), s, suggest.DidYouMean(s, allowed))
 		return ""
 	}
 	return s

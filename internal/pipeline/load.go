@@ -9,6 +9,7 @@ import (
 	"testing/fstest"
 
 	"github.com/bmatcuk/doublestar/v4"
+	"github.com/hangar-ci/hangar/internal/suggest"
 )
 
 // Limits GitLab applies to a configuration, which Hangar keeps.
@@ -345,7 +346,7 @@ func (r *resolver) extend(name string, depth int) *node {
 		parent := r.top.get(p.value)
 		switch {
 		case parent == nil || slices.Contains(reservedKeys, p.value):
-			r.d.errorf(p.pos, "%s extends %q, which is not defined%s", name, p.value, suggest(p.value, r.jobNames()))
+			r.d.errorf(p.pos, "%s extends %q, which is not defined%s", name, p.value, suggest.DidYouMean(p.value, r.jobNames()))
 			continue
 		case parent.kind != mapNode:
 			r.d.errorf(p.pos, "%s extends %q, which is not a job (it is %s)", name, p.value, parent.describe())

@@ -137,3 +137,30 @@ func TestSettings(t *testing.T) {
 		t.Errorf("no settings: %v", err)
 	}
 }
+
+func TestParseBytes(t *testing.T) {
+	for _, tc := range []struct {
+		in   string
+		want int64
+		err  bool
+	}{
+		{in: "512m", want: 512 << 20},
+		{in: "2g", want: 2 << 30},
+		{in: "2GB", want: 2 << 30},
+		{in: "1.5g", want: 3 << 29},
+		{in: "1024k", want: 1 << 20},
+		{in: "1000000", want: 1000000},
+		{in: " 64M ", want: 64 << 20},
+		{in: "", err: true},
+		{in: "m", err: true},
+		{in: "-1g", err: true},
+		{in: "0", err: true},
+		{in: "12q", err: true},
+		{in: "1e3", err: true},
+	} {
+		got, err := provider.ParseBytes(tc.in)
+		if (err != nil) != tc.err || got != tc.want {
+			t.Errorf("ParseBytes(%q) = %d, %v; want %d, error %v", tc.in, got, err, tc.want, tc.err)
+		}
+	}
+}
