@@ -294,3 +294,34 @@ func TestRemoveLeftovers(t *testing.T) {
 		t.Errorf("networks left: %v", ids)
 	}
 }
+
+// A step that times out or is cancelled leaves no container behind once
+// Run has returned.
+func TestStoppedStepLeavesNoContainer(t *testing.T) {
+	t.Parallel()
+	c := dockertest.Client(t)
+	ex := newExecutor(t, docker.Config{})
+	for _, cancel := range []bool{false, true} {
+		labels := map[string]string{"hangar.test": fmt.Sprintf("%s-%v-%d", t.Name(), cancel, time.Now().UnixNano())}
+		s := prepare(t, ex, &executor.Job{Dir: t.TempDir(), Labels: labels})
+		ctx, stop := context.WithCancel(context.Background())
+		step := executor.Step{Name: "script", Lines: []string{"sleep 1000"}}
+		if cancel {
+			time.AfterFunc(500*time.Millisecond, stop)
+		} else {
+			step.Timeout = 500 * time.Millisecond
+		}
+		start := time.Now()
+		res, err := s.Run(ctx, step, &strings.Builder{})
+		stop()
+		if cancel != (err != nil) || !cancel && !res.TimedOut {
+			t.Errorf("cancel %v: Run = %+v, %v", cancel, res, err)
+		}
+		if took := time.Since(start); took > 10*time.Second {
+			t.Errorf("cancel %v: Run took %v", cancel, took)
+		}
+		if ids := dockertest.Containers(t, c, "hangar.test="+labels["hangar.test"]); len(ids) != 0 {
+			t.Errorf("cancel %v: containers left after Run returned: %v", cancel, ids)
+		}
+	}
+}
