@@ -48,6 +48,9 @@ const (
 	breakerMax      = 10 * time.Minute
 	// maxEvents events are kept for the API.
 	maxEvents = 1000
+	// unservedGrace is how long a job no class and no agent serves waits
+	// before it fails: time for an agent that restarts to register again.
+	unservedGrace = 5 * time.Second
 	// tombstoneTTL is how long a deleted instance's ID is remembered, so
 	// that a list or a notice from before its deletion cannot delete it
 	// (and run its hooks) again.
@@ -351,7 +354,7 @@ func (a *Autoscaler) Reconcile(ctx context.Context) error {
 		switch {
 		case err == nil:
 			pending[c.Name] = append(pending[c.Name], j)
-		case !w.served(j.Tags):
+		case !w.served(j.Tags) && w.at.Sub(j.PendingAt) >= unservedGrace:
 			if err := a.cfg.Scheduler.FailPending(ctx, j.ID, err.Error()); err != nil {
 				errs = append(errs, err)
 			}
