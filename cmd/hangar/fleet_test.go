@@ -199,6 +199,12 @@ func TestFleetLocal(t *testing.T) {
 		t.Errorf("small reached %d instances, max_instances is 4", most)
 	}
 
+	// Of the burst's 8 jobs, the first found the two warm instances; the
+	// rest waited for new ones, or for one of those to be free.
+	if m := c.metrics(); !strings.Contains(m, `hangar_fleet_pool_jobs_total{class="small",warm="true"}`) ||
+		!strings.Contains(m, `hangar_fleet_pickup_seconds_count{class="small"} 8`) {
+		t.Errorf("/metrics lacks the pool hits and pickup times of small's 8 jobs:\n%s", m)
+	}
 	if m := c.metrics(); !strings.Contains(m, `hangar_fleet_instances{class="small",state="ready"}`) ||
 		!strings.Contains(m, `hangar_fleet_idle_instance_seconds_total{class="small"}`) ||
 		!strings.Contains(m, `hangar_fleet_provisioning_seconds_count{class="small"}`) {

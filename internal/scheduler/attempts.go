@@ -89,7 +89,7 @@ func (s *Scheduler) Claim(ctx context.Context, agent *store.Agent) (*Assignment,
 		return nil, fmt.Errorf("claim for agent %d: %w", agent.ID, err)
 	}
 	if as != nil {
-		s.obs.JobStarted(now.Sub(as.Job.PendingAt))
+		s.obs.JobStarted(now.Sub(as.Job.PendingAt), agent.Labels, !agent.CreatedAt.After(as.Job.PendingAt))
 		s.log.LogAttrs(ctx, slog.LevelInfo, "attempt started", slog.Int64("job_id", as.Job.ID),
 			slog.Int("attempt", as.Attempt.Number), slog.Int64("agent_id", agent.ID))
 		s.changes.Notify(as.Job.PipelineID)

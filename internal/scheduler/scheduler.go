@@ -73,8 +73,10 @@ type Config struct {
 // Observer is told what the scheduler did, for metrics.
 type Observer interface {
 	// JobStarted is called when an attempt starts, with the time its job
-	// waited since it became pending.
-	JobStarted(queued time.Duration)
+	// waited since it became pending, the labels of the agent that took
+	// it, and whether that agent was there before the job became pending
+	// (the job found a warm runner) or came after.
+	JobStarted(queued time.Duration, agentLabels []string, warm bool)
 	// JobFinished is called when a job reaches a final status.
 	JobFinished(status store.JobStatus, took time.Duration)
 	// AttemptLost is called when an attempt's lease expires.
@@ -83,7 +85,7 @@ type Observer interface {
 
 type nopObserver struct{}
 
-func (nopObserver) JobStarted(time.Duration)                   {}
+func (nopObserver) JobStarted(time.Duration, []string, bool)   {}
 func (nopObserver) JobFinished(store.JobStatus, time.Duration) {}
 func (nopObserver) AttemptLost()                               {}
 

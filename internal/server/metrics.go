@@ -2,11 +2,14 @@ package server
 
 import (
 	"context"
+	"fmt"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
+	"github.com/hangar-ci/hangar/internal/fleet"
 	"github.com/hangar-ci/hangar/internal/store"
 )
 
@@ -16,6 +19,10 @@ type Metrics struct {
 	queued   prometheus.Histogram
 	duration *prometheus.HistogramVec
 	lost     prometheus.Counter
+	// pickup and poolJobs are by fleet class: the agents of a class carry
+	// its class label.
+	pickup   *prometheus.HistogramVec
+	poolJobs *prometheus.CounterVec
 }
 
 // NewMetrics registers the server's metrics; the job and agent gauges are
@@ -37,15 +44,32 @@ func NewMetrics(s store.Store, agentFresh time.Duration) *Metrics {
 			Name: "hangar_attempts_lost_total",
 			Help: "Attempts whose agent was lost (lease expired) or handed them back.",
 		}),
+		pickup: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "hangar_fleet_pickup_seconds",
+			Help:    "Time from a job becoming pending to an instance of a fleet class starting it, by class.",
+			Buckets: []float64{.01, .1, .5, 1, 2.5, 5, 10, 30, 60, 120, 300, 900},
+		}, []string{"class"}),
+		poolJobs: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "hangar_fleet_pool_jobs_total",
+			Help: "Jobs started on a fleet class, by whether they found a warm runner (an instance there before the job was pending): warm/(all) is the pool hit rate.",
+		}, []string{"class", "warm"}),
 	}
-	m.registry.MustRegister(m.queued, m.duration, m.lost,
+	m.registry.MustRegister(m.queued, m.duration, m.lost, m.pickup, m.poolJobs,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		&storeCollector{store: s, fresh: agentFresh})
 	return m
 }
 
 // JobStarted observes a job's wait in the queue.
-func (m *Metrics) JobStarted(queued time.Duration) { m.queued.Observe(queued.Seconds()) }
+func (m *Metrics) JobStarted(queued time.Duration, agentLabels []string, warm bool) {
+	m.queued.Observe(queued.Seconds())
+	for _, l := range agentLabels {
+		if class, ok := strings.CutPrefix(l, fleet.ClassLabelPrefix); ok {
+			m.pickup.WithLabelValues(class).Observe(queued.Seconds())
+			m.poolJobs.WithLabelValues(class, fmt.Sprint(warm)).Inc()
+		}
+	}
+}
 
 // JobFinished observes a job's duration.
 func (m *Metrics) JobFinished(status store.JobStatus, took time.Duration) {
