@@ -212,12 +212,7 @@ func (a *Autoscaler) Run(ctx context.Context) error {
 	var followers sync.WaitGroup
 	defer a.wg.Wait()
 	defer followers.Wait()
-	seen := map[provider.Provider]bool{}
-	for _, p := range a.cfg.Providers {
-		if seen[p] {
-			continue
-		}
-		seen[p] = true
+	for _, p := range a.distinctProviders() {
 		if ch := p.Interruptions(ctx, a.owner()); ch != nil {
 			followers.Go(func() { a.followInterruptions(ctx, ch) })
 		}
@@ -248,12 +243,7 @@ func (a *Autoscaler) owner() string {
 // removeUnknownClasses deletes the instances the installation owns in
 // classes the configuration no longer has: nothing it owns is leaked.
 func (a *Autoscaler) removeUnknownClasses(ctx context.Context) {
-	seen := map[provider.Provider]bool{}
-	for _, p := range a.cfg.Providers {
-		if seen[p] {
-			continue
-		}
-		seen[p] = true
+	for _, p := range a.distinctProviders() {
 		insts, err := p.List(ctx, a.owner(), "")
 		if err != nil {
 			a.log.LogAttrs(ctx, slog.LevelWarn, "list instances", slog.String("error", err.Error()))
@@ -466,4 +456,16 @@ func (a *Autoscaler) followInterruptions(ctx context.Context, notices <-chan pro
 		a.removeInstance(ctx, cs.class, in, ag, "interrupted", n.Reason, time.Time{})
 		a.Wake()
 	}
+}
+
+// distinctProviders returns each provider once: classes with the same
+// settings share one.
+func (a *Autoscaler) distinctProviders() []provider.Provider {
+	var out []provider.Provider
+	for _, c := range a.cfg.Fleet.Classes {
+		if p := a.cfg.Providers[c.Name]; !slices.Contains(out, p) {
+			out = append(out, p)
+		}
+	}
+	return out
 }
