@@ -1,0 +1,362 @@
+package postgres
+
+import (
+	"context"
+		"fmt"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/hangar-ci/hangar/internal/store"
+)
+
+// jobs implements store.Jobs: jobs and their attempts.
+type jobs tx
+
+const jobCols = `id, pipeline_id, name, stage, stage_index, status, run_when, allow_failure,
+	allow_failure_exit_codes, tags, needs, spec, reason, failure_reason, attempts, lost_attempts,
+	exit_code, run_after, created_at, pending_at, started_at, finished_at`
+
+func scanJob(r scanner) (*store.Job, error) {
+	var (
+		j                                             store.Job
+		allowFailure                                  bool
+		exitCodes, tags, needs, spec                  string
+		runAfter, created, pending, started, finished int64
+	)
+	err := r.Scan(&j.ID, &j.PipelineID, &j.Name, &j.Stage, &j.StageIndex, &j.Status, &j.When, &allowFailure,
+		&exitCodes, &tags, &needs, &spec, &j.Reason, &j.FailureReason, &j.Attempts, &j.LostAttempts,
+		&j.ExitCode, &runAfter, &created, &pending, &started, &finished)
+	if err != nil {
+		return nil, dbErr(err)
+	}
+	j.AllowFailure = allowFailure
+	for _, c := range []struct {
+		name string
+		text string
+		v    any
+	}{
+		{"allow_failure_exit_codes", exitCodes, &j.AllowFailureExitCodes},
+		{"tags", tags, &j.Tags},
+		{"needs", needs, &j.Needs},
+		{"spec", spec, &j.Spec},
+	} {
+		if err := fromJSON(c.text, c.v); err != nil {
+			return nil, fmt.Errorf("decode job %d %s: %w", j.ID, c.name, err)
+		}
+	}
+	j.RunAfter = fromMicros(runAfter)
+	j.CreatedAt = fromMicros(created)
+	j.PendingAt = fromMicros(pending)
+	j.StartedAt = fromMicros(started)
+	j.FinishedAt = fromMicros(finished)
+	return &j, nil
+}
+
+func scanJobs(rows pgx.Rows, err error) ([]*store.Job, error) {
+	return collect(rows, err, scanJob)
+}
+
+func (x jobs) Create(ctx context.Context, j *store.Job) error {
+	var cols [4]string
+	for i, v := range []any{j.AllowFailureExitCodes, j.Tags, j.Needs, j.Spec} {
+		s, err := toJSON(v)
+		if err != nil {
+			return fmt.Errorf("create job %q: encode: %w", j.Name, err)
+		}
+		cols[i] = s
+	}
+	err := tx(x).queryRow(ctx, `INSERT INTO jobs (pipeline_id, name, stage, stage_index, status, run_when,
+			allow_failure, allow_failure_exit_codes, tags, needs, spec, reason, failure_reason, attempts,
+			lost_attempts, exit_code, run_after, created_at, pending_at, started_at, finished_at)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21) RETURNING id`,
+		j.PipelineID, j.Name, j.Stage, j.StageIndex, j.Status, j.When,
+		j.AllowFailure, cols[0], cols[1], cols[2], cols[3], j.Reason, j.FailureReason, j.Attempts,
+		j.LostAttempts, j.ExitCode, micros(j.RunAfter), micros(j.CreatedAt), micros(j.PendingAt),
+		micros(j.StartedAt), micros(j.FinishedAt)).Scan(&j.ID)
+	if err != nil {
+		return fmt.Errorf("create job %q in pipeline %d: %w", j.Name, j.PipelineID, dbErr(err))
+	}
+	return nil
+}
+
+func (x jobs) Get(ctx context.Context, id int64) (*store.Job, error) {
+	j, err := scanJob(tx(x).queryRow(ctx, `SELECT `+jobCols+` FROM jobs WHERE id = $1`, id))
+	if err != nil {
+		return nil, fmt.Errorf("get job %d: %w", id, err)
+	}
+	return j, nil
+}
+
+func (x jobs) ListByPipeline(ctx context.Context, pipelineID int64) ([]*store.Job, error) {
+	js, err := scanJobs(tx(x).query(ctx,
+		`SELECT `+jobCols+` FROM jobs WHERE pipeline_id = $1 ORDER BY id`, pipelineID))
+	if err != nil {
+		return nil, fmt.Errorf("list jobs of pipeline %d: %w", pipelineID, err)
+	}
+	return js, nil
+}
+
+// jobStateCols are jobCols without the spec, which is most of a job's
+// bytes and none of its state.
+var jobStateCols = strings.Replace(jobCols, "spec,", "'null' AS spec,", 1)
+
+func (x jobs) ListStates(ctx context.Context, pipelineID int64) ([]*store.Job, error) {
+	js, err := scanJobs(tx(x).query(ctx,
+		`SELECT `+jobStateCols+` FROM jobs WHERE pipeline_id = $1 ORDER BY id`, pipelineID))
+	if err != nil {
+		return nil, fmt.Errorf("list job states of pipeline %d: %w", pipelineID, err)
+	}
+	return js, nil
+}
+
+func (x jobs) ListPendingTagged(ctx context.Context) ([]*store.Job, error) {
+	js, err := scanJobs(tx(x).query(ctx, `SELECT `+jobStateCols+` FROM jobs
+		WHERE status = 'pending' AND tags NOT IN ('null', '[]') ORDER BY pending_at, id`))
+	if err != nil {
+		return nil, fmt.Errorf("list pending jobs with tags: %w", err)
+	}
+	return js, nil
+}
+
+// ListPending returns every pending job, oldest first, without its spec.
+func (x jobs) ListPending(ctx context.Context) ([]*store.Job, error) {
+	js, err := scanJobs(tx(x).query(ctx, `SELECT `+jobStateCols+` FROM jobs
+		WHERE status = 'pending' ORDER BY pending_at, id`))
+	if err != nil {
+		return nil, fmt.Errorf("list pending jobs: %w", err)
+	}
+	return js, nil
+}
+
+// ListPendingSince returns the jobs that became pending after since.
+func (x jobs) ListPendingSince(ctx context.Context, since time.Time) ([]*store.Job, error) {
+	js, err := scanJobs(tx(x).query(ctx, `SELECT `+jobStateCols+` FROM jobs
+		WHERE pending_at > $1 ORDER BY pending_at, id`, micros(since)))
+	if err != nil {
+		return nil, fmt.Errorf("list jobs pending since %s: %w", since, err)
+	}
+	return js, nil
+}
+
+// ListByStatus returns up to limit jobs in status, oldest first; a limit
+// of 0 or less returns them all.
+func (x jobs) ListByStatus(ctx context.Context, status store.JobStatus, limit int) ([]*store.Job, error) {
+	order := `id`
+	if status == store.JobPending {
+		order = `pending_at, id`
+	}
+	var lim *int // LIMIT NULL: no limit
+	if limit > 0 {
+		lim = &limit
+	}
+	js, err := scanJobs(tx(x).query(ctx,
+		`SELECT `+jobCols+` FROM jobs WHERE status = $1 ORDER BY `+order+` LIMIT $2`, status, lim))
+	if err != nil {
+		return nil, fmt.Errorf("list %s jobs: %w", status, err)
+	}
+	return js, nil
+}
+
+func (x jobs) Update(ctx context.Context, j *store.Job) error {
+	tags, err := toJSON(j.Tags)
+	if err != nil {
+		return fmt.Errorf("update job %d: %w", j.ID, err)
+	}
+	err = tx(x).exec(ctx, true, `UPDATE jobs SET status = $1, allow_failure = $2, reason = $3, failure_reason = $4,
+			attempts = $5, lost_attempts = $6, exit_code = $7, run_after = $8, created_at = $9, pending_at = $10,
+			started_at = $11, finished_at = $12, tags = $13
+		WHERE id = $14`,
+		j.Status, j.AllowFailure, j.Reason, j.FailureReason, j.Attempts, j.LostAttempts, j.ExitCode,
+		micros(j.RunAfter), micros(j.CreatedAt), micros(j.PendingAt), micros(j.StartedAt), micros(j.FinishedAt), tags, j.ID)
+	if err != nil {
+		return fmt.Errorf("update job %d: %w", j.ID, err)
+	}
+	return nil
+}
+
+// NextPending walks the pending jobs in (pending_at, id) order on their
+// index and returns the first whose tags are all among labels, locking it
+// FOR UPDATE SKIP LOCKED: a job another transaction is claiming is passed
+// over, not waited for.
+func (x jobs) NextPending(ctx context.Context, labels []string, now time.Time) (*store.Job, error) {
+	if labels == nil {
+		labels = []string{} // JSON null would contain no tag list
+	}
+	have, err := toJSON(labels)
+	if err != nil {
+		return nil, fmt.Errorf("next pending job: encode labels: %w", err)
+	}
+	// tags is a JSON array of strings, or null: jsonb containment of
+	// arrays compares their elements exactly.
+	j, err := scanJob(tx(x).queryRow(ctx, `SELECT `+jobCols+` FROM jobs
+		WHERE status = 'pending' AND run_after <= $1
+			AND (tags IN ('null', '[]') OR tags::jsonb <@ $2::jsonb)
+		ORDER BY pending_at, id
+		LIMIT 1
+		FOR UPDATE SKIP LOCKED`, micros(now), have))
+	if err != nil {
+		return nil, fmt.Errorf("next pending job for labels %v: %w", labels, err)
+	}
+	return j, nil
+}
+
+func (x jobs) CountPipeline(ctx context.Context, pipelineID int64) (store.JobCounts, error) {
+	c := store.JobCounts{ByStatus: map[store.JobStatus]int{}}
+	rows, err := tx(x).query(ctx, `SELECT status, allow_failure, count(*) FROM jobs
+		WHERE pipeline_id = $1 GROUP BY status, allow_failure`, pipelineID)
+	if err != nil {
+		return c, fmt.Errorf("count jobs of pipeline %d: %w", pipelineID, err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var (
+			s     store.JobStatus
+			allow bool
+			n     int
+		)
+		if err := rows.Scan(&s, &allow, &n); err != nil {
+			return c, fmt.Errorf("count jobs of pipeline %d: %w", pipelineID, err)
+		}
+		c.ByStatus[s] += n
+		if s == store.JobFailed && !allow {
+			c.FailedBlocking += n
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return c, fmt.Errorf("count jobs of pipeline %d: %w", pipelineID, err)
+	}
+	return c, nil
+}
+
+func (x jobs) CountByStatus(ctx context.Context) (map[store.JobStatus]int, error) {
+	rows, err := tx(x).query(ctx, `SELECT status, count(*) FROM jobs GROUP BY status`)
+	if err != nil {
+		return nil, fmt.Errorf("count jobs: %w", err)
+	}
+	defer rows.Close()
+	counts := make(map[store.JobStatus]int)
+	for rows.Next() {
+		var (
+			s store.JobStatus
+			n int
+		)
+		if err := rows.Scan(&s, &n); err != nil {
+			return nil, fmt.Errorf("count jobs: %w", err)
+		}
+		counts[s] = n
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("count jobs: %w", err)
+	}
+	return counts, nil
+}
+
+const attemptCols = `id, job_id, number, agent_id, token_hash, status, lease_expires_at, cancel_requested,
+	exit_code, failure_reason, created_at, started_at, finished_at`
+
+func scanAttempt(r scanner) (*store.Attempt, error) {
+	var (
+		a                                 store.Attempt
+		lease, created, started, finished int64
+	)
+	err := r.Scan(&a.ID, &a.JobID, &a.Number, &a.AgentID, &a.TokenHash, &a.Status, &lease, &a.CancelRequested,
+		&a.ExitCode, &a.FailureReason, &created, &started, &finished)
+	if err != nil {
+		return nil, dbErr(err)
+	}
+	a.LeaseExpiresAt = fromMicros(lease)
+	a.CreatedAt = fromMicros(created)
+	a.StartedAt = fromMicros(started)
+	a.FinishedAt = fromMicros(finished)
+	return &a, nil
+}
+
+func scanAttempts(rows pgx.Rows, err error) ([]*store.Attempt, error) {
+	return collect(rows, err, scanAttempt)
+}
+
+// CreateAttempt inserts a; a second attempt with the same job and Number
+// is refused with store.ErrConflict.
+func (x jobs) CreateAttempt(ctx context.Context, a *store.Attempt) error {
+	err := tx(x).queryRow(ctx, `INSERT INTO attempts (job_id, number, agent_id, token_hash, status,
+			lease_expires_at, cancel_requested, exit_code, failure_reason, created_at, started_at, finished_at)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) RETURNING id`,
+		a.JobID, a.Number, a.AgentID, nonNil(a.TokenHash), a.Status, micros(a.LeaseExpiresAt),
+		a.CancelRequested, a.ExitCode, a.FailureReason, micros(a.CreatedAt), micros(a.StartedAt),
+		micros(a.FinishedAt)).Scan(&a.ID)
+	if err != nil {
+		return fmt.Errorf("create attempt %d of job %d: %w", a.Number, a.JobID, dbErr(err))
+	}
+	return nil
+}
+
+func (x jobs) GetAttempt(ctx context.Context, id int64) (*store.Attempt, error) {
+	a, err := scanAttempt(tx(x).queryRow(ctx, `SELECT `+attemptCols+` FROM attempts WHERE id = $1`, id))
+	if err != nil {
+		return nil, fmt.Errorf("get attempt %d: %w", id, err)
+	}
+	return a, nil
+}
+
+func (x jobs) ListAttempts(ctx context.Context, jobID int64) ([]*store.Attempt, error) {
+	as, err := scanAttempts(tx(x).query(ctx,
+		`SELECT `+attemptCols+` FROM attempts WHERE job_id = $1 ORDER BY number`, jobID))
+	if err != nil {
+		return nil, fmt.Errorf("list attempts of job %d: %w", jobID, err)
+	}
+	return as, nil
+}
+
+func (x jobs) ListAttemptsOfPipeline(ctx context.Context, pipelineID int64) ([]*store.Attempt, error) {
+	as, err := scanAttempts(tx(x).query(ctx, `SELECT `+attemptCols+` FROM attempts
+		WHERE job_id IN (SELECT id FROM jobs WHERE pipeline_id = $1) ORDER BY job_id, number`, pipelineID))
+	if err != nil {
+		return nil, fmt.Errorf("list attempts of pipeline %d: %w", pipelineID, err)
+	}
+	return as, nil
+}
+
+func (x jobs) UpdateAttempt(ctx context.Context, a *store.Attempt) error {
+	err := tx(x).exec(ctx, true, `UPDATE attempts SET status = $1, lease_expires_at = $2, started_at = $3,
+			finished_at = $4, exit_code = $5, failure_reason = $6, cancel_requested = $7
+		WHERE id = $8`,
+		a.Status, micros(a.LeaseExpiresAt), micros(a.StartedAt), micros(a.FinishedAt), a.ExitCode,
+		a.FailureReason, a.CancelRequested, a.ID)
+	if err != nil {
+		return fmt.Errorf("update attempt %d: %w", a.ID, err)
+	}
+	return nil
+}
+
+// ExpiredAttempts returns running attempts whose lease ended before now,
+// ordered by ID.
+func (x jobs) ExpiredAttempts(ctx context.Context, now time.Time) ([]*store.Attempt, error) {
+	as, err := scanAttempts(tx(x).query(ctx, `SELECT `+attemptCols+` FROM attempts
+		WHERE status = 'running' AND lease_expires_at < $1 ORDER BY id`, micros(now)))
+	if err != nil {
+		return nil, fmt.Errorf("list expired attempts: %w", err)
+	}
+	return as, nil
+}
+
+// CountAgentAttempts counts the attempts an agent has been given.
+func (x jobs) CountAgentAttempts(ctx context.Context, agentID int64) (int, error) {
+	var n int
+	if err := tx(x).queryRow(ctx, `SELECT count(*) FROM attempts WHERE agent_id = $1`, agentID).Scan(&n); err != nil {
+		return 0, fmt.Errorf("count attempts of agent %d: %w", agentID, err)
+	}
+	return n, nil
+}
+
+// RunningAttempts returns the running attempts held by an agent, ordered
+// by ID.
+func (x jobs) RunningAttempts(ctx context.Context, agentID int64) ([]*store.Attempt, error) {
+	as, err := scanAttempts(tx(x).query(ctx, `SELECT `+attemptCols+` FROM attempts
+		WHERE agent_id = $1 AND status = 'running' ORDER BY id`, agentID))
+	if err != nil {
+		return nil, fmt.Errorf("list running attempts of agent %d: %w", agentID, err)
+	}
+	return as, nil
+}
