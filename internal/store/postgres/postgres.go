@@ -4,7 +4,8 @@
 // Store.Update runs its function in a SERIALIZABLE transaction and runs it
 // again when PostgreSQL reports a serialization failure or a deadlock, so
 // concurrent updates behave as if they ran one at a time, as they do in
-// the sqlite store; Jobs.NextPending also locks the job it returns with
+// the sqlite store (one writer at a time). Unlike there, the function may
+// run more than once. Jobs.NextPending also locks the job it returns with
 // FOR UPDATE SKIP LOCKED, so concurrent claims pass over each other's job
 // instead of colliding on it. Store.Read runs in a REPEATABLE READ, READ
 // ONLY transaction: one snapshot, which never waits for writers.

@@ -6,11 +6,13 @@ import (
 	"encoding/hex"
 	"net/url"
 	"os"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/hangar-ci/hangar/internal/store"
 	"github.com/hangar-ci/hangar/internal/store/postgres"
@@ -170,5 +172,29 @@ func TestReopenKeepsData(t *testing.T) {
 		if err != nil {
 			t.Fatalf("read: %v", err)
 		}
+	}
+}
+
+// TestRefusesNewerSchema opens a database a later program migrated
+// further: Open refuses it rather than run on a schema it does not know.
+func TestRefusesNewerSchema(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	s, u := openTemp(t)
+	s.Close()
+	pool, err := pgxpool.New(ctx, u) // u sets pool_max_conns, which pgx.Connect refuses
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = pool.Exec(ctx, `INSERT INTO hangar_schema (version, name) VALUES (9999, '9999_future.sql')`)
+	pool.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s, err := postgres.Open(ctx, u); err == nil {
+		s.Close()
+		t.Fatalf("Open of a newer schema succeeded")
+	} else if !strings.Contains(err.Error(), "newer") {
+		t.Errorf("Open of a newer schema: %v, want it to say the schema is newer", err)
 	}
 }
