@@ -84,7 +84,7 @@ func fleetCluster(t *testing.T) (*cluster, *hookLog) {
 	}
 	c := newCluster(t, faultLease, "--config", config, "--fleet-interval", "300ms")
 	// The instances outlive the server process: stop them with the test.
-	t.Cleanup(func() { stopInstances(t, c) })
+	t.Cleanup(func() { stopInstances(t, "test") })
 	return c, hooks
 }
 
@@ -114,9 +114,9 @@ func states(cl autoscaler.ClassStatus) map[string]int {
 	return m
 }
 
-// instancePIDs returns the pids of the local instances' agents, by agent
-// name, from the processes' command lines.
-func instancePIDs(t *testing.T) map[string]int {
+// instancePIDs returns the pids of the agents of the local instances of
+// installation, by agent name, from the processes' command lines.
+func instancePIDs(t *testing.T, installation string) map[string]int {
 	t.Helper()
 	out := map[string]int{}
 	procs, _ := os.ReadDir("/proc")
@@ -130,20 +130,19 @@ func instancePIDs(t *testing.T) map[string]int {
 			continue
 		}
 		for _, arg := range strings.Split(string(cmdline), "\x00") {
-			if name, ok := strings.CutPrefix(arg, "--name=test-"); ok {
-				out["test-"+name] = pid
+			if name, ok := strings.CutPrefix(arg, "--name="+installation+"-"); ok {
+				out[installation+"-"+name] = pid
 			}
 		}
 	}
 	return out
 }
 
-// stopInstances kills what the fleet started and the server left running.
-func stopInstances(t *testing.T, c *cluster) {
-	for name, pid := range instancePIDs(t) {
-		if strings.HasPrefix(name, "test-") {
-			syscall.Kill(pid, syscall.SIGKILL)
-		}
+// stopInstances kills what the fleet of installation started and the
+// servers left running.
+func stopInstances(t *testing.T, installation string) {
+	for _, pid := range instancePIDs(t, installation) {
+		syscall.Kill(pid, syscall.SIGKILL)
 	}
 }
 
@@ -230,7 +229,7 @@ func TestFleetLocal(t *testing.T) {
 		}
 		return runner != ""
 	})
-	pid := instancePIDs(t)[runner]
+	pid := instancePIDs(t, "test")[runner]
 	if runner == "" || pid == 0 {
 		t.Fatalf("no process runs the long job (instance %q, pid %d)", runner, pid)
 	}
@@ -326,7 +325,7 @@ fleet:
 		t.Fatal(err)
 	}
 	c := newCluster(t, faultLease, "--config", config, "--fleet-interval", "200ms")
-	t.Cleanup(func() { stopInstances(t, c) })
+	t.Cleanup(func() { stopInstances(t, "test") })
 	c.waitFor("the class to be degraded", 30*time.Second, func() bool { return c.fleetClasses()["broken"].Degraded })
 	count := func(kind string) int {
 		var events struct {

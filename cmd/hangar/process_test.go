@@ -267,12 +267,20 @@ func freeAddr(t *testing.T) string {
 // directory and waits until it answers /healthz.
 func (c *cluster) startServer() *proc {
 	c.t.Helper()
+	c.server = c.startServerAt(c.addr)
+	return c.server
+}
+
+// startServerAt starts a server process listening on addr, with the
+// cluster's data directory and flags, and waits until it answers /healthz.
+func (c *cluster) startServerAt(addr string) *proc {
+	c.t.Helper()
 	c.started++
-	p := startProc(c.t, fmt.Sprintf("server #%d", c.started), append([]string{"server", "--listen", c.addr, "--data", c.data,
+	p := startProc(c.t, fmt.Sprintf("server #%d", c.started), append([]string{"server", "--listen", addr, "--data", c.data,
 		"--agent-token", faultAgentToken, "--api-token", faultAPIToken, "--lease-timeout", c.lease.String()}, c.serverFlags...)...)
 	deadline := time.Now().Add(15 * time.Second)
 	for {
-		resp, err := http.Get(c.url + "/healthz")
+		resp, err := http.Get("http://" + addr + "/healthz")
 		if err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {
@@ -287,7 +295,6 @@ func (c *cluster) startServer() *proc {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	c.server = p
 	return p
 }
 
@@ -461,26 +468,29 @@ func numberedLines(text string, re *regexp.Regexp) []numbered {
 	return out
 }
 
-// proxy forwards TCP connections to a target until it is cut: then it
+// proxy forwards TCP connections to its targets until it is cut: then it
 // drops every connection it carries and closes new ones as soon as they
-// are accepted, as a network that refuses the agent would.
+// are accepted, as a network that refuses the agent would. With several
+// targets it is a load balancer: each connection goes to the next target
+// in turn that accepts it.
 type proxy struct {
-	ln     net.Listener
-	target string
-	url    string
+	ln      net.Listener
+	targets []string
+	url     string
 
 	mu    sync.Mutex
 	cut   bool
+	next  int
 	conns map[net.Conn]bool
 }
 
-func newProxy(t *testing.T, target string) *proxy {
+func newProxy(t *testing.T, targets ...string) *proxy {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := &proxy{ln: ln, target: target, url: "http://" + ln.Addr().String(), conns: map[net.Conn]bool{}}
+	p := &proxy{ln: ln, targets: targets, url: "http://" + ln.Addr().String(), conns: map[net.Conn]bool{}}
 	var wg sync.WaitGroup
 	wg.Go(func() { p.serve(&wg) })
 	t.Cleanup(func() {
@@ -501,8 +511,8 @@ func (p *proxy) serve(wg *sync.WaitGroup) {
 			down.Close()
 			continue
 		}
-		up, err := net.DialTimeout("tcp", p.target, 2*time.Second)
-		if err != nil || !p.track(up) {
+		up := p.dial()
+		if up == nil || !p.track(up) {
 			if up != nil {
 				up.Close()
 			}
@@ -517,6 +527,21 @@ func (p *proxy) serve(wg *sync.WaitGroup) {
 		wg.Go(func() { pipe(up, down) })
 		wg.Go(func() { pipe(down, up) })
 	}
+}
+
+// dial connects to the next target that accepts, or returns nil.
+func (p *proxy) dial() net.Conn {
+	p.mu.Lock()
+	first := p.next
+	p.next = (p.next + 1) % len(p.targets)
+	p.mu.Unlock()
+	for i := range p.targets {
+		c, err := net.DialTimeout("tcp", p.targets[(first+i)%len(p.targets)], 2*time.Second)
+		if err == nil {
+			return c
+		}
+	}
+	return nil
 }
 
 // track records an open connection, or reports false while cut.

@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 
@@ -23,7 +24,10 @@ import (
 	"github.com/hangar-ci/hangar/internal/scheduler"
 	"github.com/hangar-ci/hangar/internal/server"
 	"github.com/hangar-ci/hangar/internal/source"
+	"github.com/hangar-ci/hangar/internal/store"
+	"github.com/hangar-ci/hangar/internal/store/postgres"
 	"github.com/hangar-ci/hangar/internal/store/sqlite"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // serverOptions are the flags of hangar server.
@@ -37,6 +41,7 @@ type serverOptions struct {
 	logLevel              string
 	configPath, advertise string
 	fleetInterval         time.Duration
+	database              string
 }
 
 func runServer(ctx context.Context, args []string, stdout, stderr io.Writer) int {
@@ -44,7 +49,8 @@ func runServer(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	fs := flag.NewFlagSet("server", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.StringVar(&o.listen, "listen", "127.0.0.1:8420", "address to serve the API on")
-	fs.StringVar(&o.data, "data", "hangar-data", "directory for the database, source and artifacts archives, and tokens")
+	fs.StringVar(&o.data, "data", "hangar-data", "directory for the SQLite database, source and artifacts archives, and tokens; servers sharing a PostgreSQL database share it too")
+	fs.StringVar(&o.database, "database", os.Getenv("HANGAR_DATABASE"), "PostgreSQL database to keep the state in, postgres://USER:PASSWORD@HOST:PORT/DB, shared by every server of a group (default: $HANGAR_DATABASE, else SQLite in DATA/hangar.db)")
 	fs.StringVar(&o.agentToken, "agent-token", "", "token agents register with (default: generated on first start and kept in DATA/tokens.json)")
 	fs.StringVar(&o.apiToken, "api-token", "", "token for the API and the CLI (default: generated on first start and kept in DATA/tokens.json)")
 	fs.DurationVar(&o.leaseTimeout, "lease-timeout", scheduler.DefaultLeaseTimeout, "how long an attempt lives without a heartbeat before its job is retried")
@@ -56,7 +62,7 @@ func runServer(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	fs.DurationVar(&o.fleetInterval, "fleet-interval", autoscaler.DefaultTick, "how often the fleet's reconcile loop runs (it also runs when jobs become pending)")
 	fs.StringVar(&o.advertise, "advertise-url", "", "the URL the fleet's agents register with (default: http:// and --listen, on 127.0.0.1 when it listens on every address)")
 	fs.Usage = func() {
-		fmt.Fprintf(stderr, "Usage: hangar server [flags]\n\nRun the control plane: the API agents and the CLI talk to, backed by SQLite in\nDATA. It never runs user code: start agents (hangar agent) to run jobs, or\ngive --config a fleet of runner classes, whose instances it creates,\nscales and removes itself.\n\nFlags:\n")
+		fmt.Fprintf(stderr, "Usage: hangar server [flags]\n\nRun the control plane: the API agents and the CLI talk to, backed by SQLite in\nDATA or by the PostgreSQL database --database names. It never runs user code:\nstart agents (hangar agent) to run jobs, or give --config a fleet of runner\nclasses, whose instances it creates, scales and removes itself.\n\nOn PostgreSQL, several servers may share the database (and DATA, on a shared\nvolume, and their tokens) behind a load balancer: any of them serves any\nrequest, and one, elected, runs lease expiry, artifact expiry and the fleet.\n\nFlags:\n")
 		fs.PrintDefaults()
 	}
 	if code := parseFlags(fs, args); code >= 0 {
@@ -84,6 +90,11 @@ func runServer(ctx context.Context, args []string, stdout, stderr io.Writer) int
 		dataDir: o.data, agentToken: o.agentToken, apiToken: o.apiToken,
 		leaseTimeout: o.leaseTimeout, lostRetries: o.lostRetries, logger: logger,
 		maxArtifactBytes: o.maxArtifactBytes, artifactExpiry: o.artifactExpiry,
+		database: o.database,
+	}
+	if o.database != "" && !isPostgresURL(o.database) {
+		fmt.Fprintf(stderr, "hangar server: --database must be a PostgreSQL URL, postgres://USER@HOST:PORT/DB (SQLite, the default, needs no flag)\n")
+		return exitUsage
 	}
 	if o.configPath != "" {
 		f, err := loadFleet(o.configPath, o.data, o.leaseTimeout, logger)
@@ -109,7 +120,7 @@ func runServer(ctx context.Context, args []string, stdout, stderr io.Writer) int
 		return exitTrouble
 	}
 	logger.Info("hangar server listening", slog.String("addr", "http://"+ln.Addr().String()),
-		slog.String("data", o.data), slog.String("tokens", filepath.Join(o.data, tokensFile)))
+		slog.String("data", o.data), slog.String("database", cp.where), slog.String("tokens", filepath.Join(o.data, tokensFile)))
 	if err := cp.Serve(ctx, ln); err != nil {
 		fmt.Fprintf(stderr, "hangar server: %v\n", err)
 		return exitTrouble
@@ -133,12 +144,22 @@ type controlPlaneConfig struct {
 	ephemeral bool
 	// fleet is the fleet to provision, nil for none.
 	fleet *fleetSetup
+	// database is a PostgreSQL URL; empty means SQLite in dataDir.
+	database string
 }
 
 // controlPlane is a server with its store, as `hangar server` runs it and
 // `hangar run` embeds it.
 type controlPlane struct {
-	store   *sqlite.Store
+	store store.Store
+	// where names the database, for the logs (no password).
+	where string
+	// pg is the store when it is PostgreSQL, which several servers may
+	// share: then the upkeep runs on the elected leader only, and changes
+	// are passed on to the other servers through bus.
+	pg      *postgres.Store
+	bus     *postgres.Bus
+	leading prometheus.Gauge
 	sched   *scheduler.Scheduler
 	handler *server.Server
 	tokens  tokens
@@ -165,14 +186,30 @@ func openControlPlane(ctx context.Context, c controlPlaneConfig) (*controlPlane,
 	if err != nil {
 		return nil, err
 	}
-	var opts []sqlite.Option
-	if c.ephemeral {
-		opts = append(opts, sqlite.Ephemeral())
+	if c.logger == nil {
+		c.logger = slog.New(slog.DiscardHandler)
 	}
-	st, err := sqlite.Open(ctx, filepath.Join(c.dataDir, "hangar.db"), opts...)
-	if err != nil {
-		return nil, err
+	cp := &controlPlane{tokens: tok, log: c.logger}
+	if c.database != "" {
+		pg, err := postgres.Open(ctx, c.database)
+		if err != nil {
+			return nil, err
+		}
+		cp.store, cp.pg, cp.where = pg, pg, pg.Where()
+		cp.bus = pg.NewBus(c.logger)
+	} else {
+		var opts []sqlite.Option
+		if c.ephemeral {
+			opts = append(opts, sqlite.Ephemeral())
+		}
+		path := filepath.Join(c.dataDir, "hangar.db")
+		st, err := sqlite.Open(ctx, path, opts...)
+		if err != nil {
+			return nil, err
+		}
+		cp.store, cp.where = st, path
 	}
+	st := cp.store
 	blobs, err := source.NewBlobs(filepath.Join(c.dataDir, "sources"))
 	if err != nil {
 		st.Close()
@@ -188,16 +225,25 @@ func openControlPlane(ctx context.Context, c controlPlaneConfig) (*controlPlane,
 		lease = scheduler.DefaultLeaseTimeout
 	}
 	metrics := server.NewMetrics(st, lease)
-	sched := scheduler.New(st, scheduler.Config{LeaseTimeout: lease, LostRetries: c.lostRetries, Logger: c.logger, Observer: metrics})
-	cp := &controlPlane{store: st, sched: sched, tokens: tok, log: c.logger}
-	scfg := server.Config{Store: st, Scheduler: sched, Blobs: blobs, AgentToken: tok.Agent, APIToken: tok.API,
+	cp.leading = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "hangar_leader",
+		Help: "1 while this server is the leader of the servers sharing its database: the one that runs lease expiry, artifact expiry and the fleet.",
+	})
+	if err := metrics.Registerer().Register(cp.leading); err != nil {
+		st.Close()
+		return nil, fmt.Errorf("register metrics: %w", err)
+	}
+	scfg := scheduler.Config{LeaseTimeout: lease, LostRetries: c.lostRetries, Logger: c.logger, Observer: metrics}
+	if cp.bus != nil {
+		scfg.Peers = cp.bus
+	}
+	sched := scheduler.New(st, scfg)
+	cp.sched = sched
+	srvcfg := server.Config{Store: st, Scheduler: sched, Blobs: blobs, AgentToken: tok.Agent, APIToken: tok.API,
 		Artifacts: artifacts, MaxArtifactBytes: c.maxArtifactBytes, DefaultArtifactExpiry: c.artifactExpiry,
 		Logger: c.logger, Metrics: metrics}
 	if f := c.fleet; f != nil {
 		logger := c.logger
-		if logger == nil {
-			logger = slog.New(slog.DiscardHandler)
-		}
 		cp.hooks = fleet.NewNotifier(fleet.NotifierConfig{Logger: logger, UserAgent: "hangar/" + version})
 		as, err := autoscaler.New(autoscaler.Config{Fleet: f.config, Providers: f.providers, Store: st, Scheduler: sched,
 			Server: f.advertise, RegistrationToken: tok.Agent, Notifier: cp.hooks, Registerer: metrics.Registerer(), Logger: logger,
@@ -206,37 +252,29 @@ func openControlPlane(ctx context.Context, c controlPlaneConfig) (*controlPlane,
 			st.Close()
 			return nil, err
 		}
-		cp.fleet, scfg.Fleet, cp.providers = as, as, f.providers
+		cp.fleet, srvcfg.Fleet, cp.providers = as, as, f.providers
 	}
-	cp.handler = server.New(scfg)
+	cp.handler = server.New(srvcfg)
 	return cp, nil
 }
 
-// Serve serves the API on ln and runs the scheduler's and the server's
-// upkeep (leases, artifacts expiry) until ctx ends, then shuts down
-// gracefully.
+// Serve serves the API on ln and runs the upkeep (leases, artifacts
+// expiry, the fleet) until ctx ends, then shuts down gracefully. On
+// PostgreSQL the upkeep runs only while this server is the elected leader,
+// and changes are passed on to and heard from the other servers.
 func (cp *controlPlane) Serve(ctx context.Context, ln net.Listener) error {
 	hs := &http.Server{Handler: cp.handler, ReadHeaderTimeout: 10 * time.Second, BaseContext: func(net.Listener) context.Context { return ctx }}
 	var upkeep sync.WaitGroup
-	upkeep.Go(func() { cp.sched.Run(ctx) })
-	upkeep.Go(func() { cp.handler.Run(ctx) })
-	if cp.fleet != nil {
+	if cp.pg != nil {
+		upkeep.Go(func() { cp.bus.Run(ctx, cp.deliver, cp.sched.WakeAll) })
 		upkeep.Go(func() {
-			cp.fleet.Run(ctx)
-			// Hooks of removals under way get a moment to be delivered.
-			hctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
-			defer cancel()
-			if err := cp.hooks.Close(hctx); err != nil {
-				cp.log.Warn("fleet hooks cut short at shutdown", slog.String("error", err.Error()))
-			}
-			closed := map[provider.Provider]bool{}
-			for _, p := range cp.providers {
-				if c, ok := p.(io.Closer); ok && !closed[p] {
-					closed[p] = true
-					c.Close()
-				}
-			}
+			cp.pg.Lead(ctx, postgres.LeadConfig{Logger: cp.log, OnChange: func(leading bool) {
+				cp.leading.Set(map[bool]float64{true: 1}[leading])
+			}}, cp.lead)
 		})
+	} else {
+		cp.leading.Set(1)
+		upkeep.Go(func() { cp.lead(ctx) })
 	}
 	served := make(chan error, 1)
 	go func() { served <- hs.Serve(ln) }()
@@ -249,6 +287,7 @@ func (cp *controlPlane) Serve(ctx context.Context, ln net.Listener) error {
 	defer cancel()
 	err := hs.Shutdown(sctx)
 	upkeep.Wait()
+	cp.closeFleet(ctx)
 	if errors.Is(err, context.DeadlineExceeded) {
 		hs.Close()
 		err = nil
@@ -256,8 +295,59 @@ func (cp *controlPlane) Serve(ctx context.Context, ln net.Listener) error {
 	return err
 }
 
+// lead runs, until ctx ends, the upkeep that must run on one server of
+// those sharing the database: lease expiry, artifacts expiry and the
+// fleet.
+func (cp *controlPlane) lead(ctx context.Context) {
+	var wg sync.WaitGroup
+	wg.Go(func() { cp.sched.Run(ctx) })
+	wg.Go(func() { cp.handler.Run(ctx) })
+	if cp.fleet != nil {
+		wg.Go(func() { cp.fleet.Run(ctx) })
+	}
+	wg.Wait()
+}
+
+// deliver wakes what waits here for a change another server made.
+func (cp *controlPlane) deliver(c postgres.Change) {
+	for _, id := range c.Pipelines {
+		cp.sched.Wake(id, false)
+	}
+	if c.Pending {
+		cp.sched.Wake(0, true)
+		if cp.fleet != nil {
+			cp.fleet.Wake()
+		}
+	}
+}
+
+// closeFleet gives the hooks of removals under way a moment to be
+// delivered and closes the providers.
+func (cp *controlPlane) closeFleet(ctx context.Context) {
+	if cp.fleet == nil {
+		return
+	}
+	hctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	if err := cp.hooks.Close(hctx); err != nil {
+		cp.log.Warn("fleet hooks cut short at shutdown", slog.String("error", err.Error()))
+	}
+	closed := map[provider.Provider]bool{}
+	for _, p := range cp.providers {
+		if c, ok := p.(io.Closer); ok && !closed[p] {
+			closed[p] = true
+			c.Close()
+		}
+	}
+}
+
 // Close closes the store.
 func (cp *controlPlane) Close() error { return cp.store.Close() }
+
+// isPostgresURL reports whether s names a PostgreSQL database.
+func isPostgresURL(s string) bool {
+	return strings.HasPrefix(s, "postgres://") || strings.HasPrefix(s, "postgresql://")
+}
 
 // loadTokens reads the tokens file, fills in what is missing (from the
 // flags, else freshly generated) and writes it back.

@@ -92,7 +92,7 @@ func (s *Scheduler) Claim(ctx context.Context, agent *store.Agent) (*Assignment,
 		s.obs.JobStarted(now.Sub(as.Job.PendingAt), agent.Labels, !agent.CreatedAt.After(as.Job.PendingAt))
 		s.log.LogAttrs(ctx, slog.LevelInfo, "attempt started", slog.Int64("job_id", as.Job.ID),
 			slog.Int("attempt", as.Attempt.Number), slog.Int64("agent_id", agent.ID))
-		s.changes.Notify(as.Job.PipelineID)
+		s.afterCommit(as.Job.PipelineID, false)
 	}
 	return as, nil
 }
@@ -196,7 +196,7 @@ func (s *Scheduler) AppendLog(ctx context.Context, attemptID int64, token string
 	if err != nil {
 		return 0, fmt.Errorf("append to log of attempt %d: %w", attemptID, err)
 	}
-	s.changes.Notify(pipelineID)
+	s.afterCommit(pipelineID, false)
 	return size, nil
 }
 

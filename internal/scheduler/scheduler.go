@@ -68,6 +68,18 @@ type Config struct {
 	Logger *slog.Logger
 	// Observer is told of starts, finishes and lost attempts (metrics).
 	Observer Observer
+	// Peers, when set, hears of every change the scheduler commits, to
+	// pass it on to the other servers sharing the store: their waiters
+	// must wake too. Wake is the receiving end.
+	Peers Peers
+}
+
+// Peers passes changes on to the other servers sharing the store.
+type Peers interface {
+	// Publish says that the pipeline's jobs or logs changed (when
+	// pipelineID > 0) and whether jobs may have become pending. It must
+	// not block.
+	Publish(pipelineID int64, pending bool)
 }
 
 // Observer is told what the scheduler did, for metrics.
@@ -293,14 +305,35 @@ func quoteList(s []string) string {
 // once more.)
 func (s *Scheduler) wakeAt(t time.Time) {
 	if d := t.Sub(s.now()); d > 0 {
-		time.AfterFunc(d, s.pending.Notify)
+		time.AfterFunc(d, func() { s.afterCommit(0, true) })
 	}
 }
 
-// afterCommit signals what a committed transaction changed.
+// afterCommit signals what a committed transaction changed: the pipeline
+// (when pipelineID > 0) and whether jobs became pending, here and, through
+// Peers, on the other servers.
 func (s *Scheduler) afterCommit(pipelineID int64, woke bool) {
-	if woke {
+	s.Wake(pipelineID, woke)
+	if s.cfg.Peers != nil {
+		s.cfg.Peers.Publish(pipelineID, woke)
+	}
+}
+
+// Wake wakes the waiters of this server for a change committed elsewhere:
+// those following the pipeline (when pipelineID > 0) and, when pending,
+// the claims waiting for a job.
+func (s *Scheduler) Wake(pipelineID int64, pending bool) {
+	if pending {
 		s.pending.Notify()
 	}
-	s.changes.Notify(pipelineID)
+	if pipelineID > 0 {
+		s.changes.Notify(pipelineID)
+	}
+}
+
+// WakeAll wakes every waiter of this server: after changes made elsewhere
+// may have gone unheard, everyone looks at the store again.
+func (s *Scheduler) WakeAll() {
+	s.pending.Notify()
+	s.changes.NotifyAll()
 }

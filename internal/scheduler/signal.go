@@ -77,6 +77,16 @@ func (s *Signals) Notify(key int64) {
 	s.mu.Unlock()
 }
 
+// NotifyAll wakes the waiters of every key.
+func (s *Signals) NotifyAll() {
+	s.mu.Lock()
+	for key, w := range s.ch {
+		close(w.c)
+		delete(s.ch, key)
+	}
+	s.mu.Unlock()
+}
+
 // Len is how many keys have waiters.
 func (s *Signals) Len() int {
 	s.mu.Lock()

@@ -4,7 +4,7 @@
 //
 // The store is the single source of truth. Every state change the scheduler
 // makes is one call to Store.Update, which runs its function in one
-// transaction; implementations live in subpackages (sqlite, later postgres)
+// transaction; implementations live in subpackages (sqlite, postgres)
 // and all pass the conformance suite in storetest.
 package store
 
@@ -39,10 +39,12 @@ func (e *GapError) Error() string {
 type Store interface {
 	// Read runs fn in a read-only transaction: fn sees one consistent state.
 	Read(ctx context.Context, fn func(Tx) error) error
-	// Update runs fn in one read-write transaction, committed when fn
-	// returns nil and rolled back otherwise. Implementations serialise
-	// conflicting updates (SQLite: one writer; PostgreSQL: row locks), so
-	// fn must not block on anything but the store.
+	// Update runs fn exactly once in one read-write transaction,
+	// committed when fn returns nil and rolled back otherwise.
+	// Implementations run updates one at a time (SQLite: one writer;
+	// PostgreSQL: a lock every update takes, on every server sharing the
+	// database), so fn sees every update committed before it and must not
+	// block on anything but the store.
 	Update(ctx context.Context, fn func(Tx) error) error
 	// Close releases the store's resources.
 	Close() error

@@ -1,29 +1,29 @@
 // Package postgres implements store.Store on a PostgreSQL database, with
-// github.com/jackc/pgx/v5 and its connection pool.
+// github.com/jackc/pgx/v5 and its connection pool. Several servers may
+// share one database.
 //
-// Store.Update runs its function in a SERIALIZABLE transaction and runs it
-// again when PostgreSQL reports a serialization failure or a deadlock, so
-// concurrent updates behave as if they ran one at a time, as they do in
-// the sqlite store (one writer at a time). Unlike there, the function may
-// run more than once. Jobs.NextPending also locks the job it returns with
-// FOR UPDATE SKIP LOCKED, so concurrent claims pass over each other's job
-// instead of colliding on it. Store.Read runs in a REPEATABLE READ, READ
-// ONLY transaction: one snapshot, which never waits for writers.
+// Store.Update runs its function at READ COMMITTED after taking one
+// transaction-level advisory lock, the writer lock, that every update of
+// every server takes first: updates run one at a time across all servers,
+// as they do in the sqlite store, so the function runs exactly once and
+// sees every update committed before it. Store.Read runs in a REPEATABLE
+// READ, READ ONLY transaction: one snapshot, which never waits for
+// writers. Jobs.NextPending matches against a narrow table of the pending
+// jobs and locks its row FOR UPDATE SKIP LOCKED.
 //
 // Times are stored as Unix microseconds in UTC (0 for the zero time, so
 // the instant 1970-01-01T00:00:00Z reads back as the zero time); lists and
 // structs are stored as JSON text: the encoding of the sqlite store.
 //
 // Open applies the embedded migrations under an advisory lock, so servers
-// that start together on one database do not race.
+// that start together on one database do not race. Lead elects one
+// server to run what must run once; Bus carries wake-ups between servers.
 package postgres
 
 import (
 	"context"
 	"errors"
 	"fmt"
-	"math/rand/v2"
-	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -32,14 +32,14 @@ import (
 	"github.com/hangar-ci/hangar/internal/store"
 )
 
-// MaxRetries is how many times Update runs its function again after a
-// serialization failure or a deadlock before it gives up.
-const MaxRetries = 100
+// writerLock is the key of the advisory lock every update takes.
+const writerLock int64 = 0x68616e6761720001 // "hangar", 1
 
 // Store is a store.Store on one PostgreSQL database. It is safe for
 // concurrent use.
 type Store struct {
-	pool *pgxpool.Pool
+	pool  *pgxpool.Pool
+	where string
 }
 
 var _ store.Store = (*Store)(nil)
@@ -72,8 +72,12 @@ func Open(ctx context.Context, url string) (*Store, error) {
 		pool.Close()
 		return nil, fmt.Errorf("open postgres store %s: %w", where, err)
 	}
-	return &Store{pool: pool}, nil
+	return &Store{pool: pool, where: where}, nil
 }
+
+// Where names the database as HOST:PORT/NAME, for logs: the URL without
+// its user and password.
+func (s *Store) Where() string { return s.where }
 
 // Close closes the pool's connections, waiting for those in use to be
 // returned; the Store must not be used afterwards.
@@ -99,35 +103,19 @@ func (s *Store) Read(ctx context.Context, fn func(store.Tx) error) error {
 	return nil
 }
 
-// Update runs fn in a serializable transaction, committed when fn returns
-// nil. When the transaction fails with a serialization failure or a
-// deadlock, in fn or at the commit, it is rolled back and fn runs again,
-// up to MaxRetries times: fn must leave nothing behind but its writes
-// through the store, and whatever it keeps for its caller must be set
-// anew by each run. It returns fn's error unchanged when fn fails
-// otherwise, and lets a panicking fn's panic through after the rollback.
+// Update runs fn in one transaction, committed when fn returns nil and
+// rolled back otherwise (also when fn panics, whose panic goes on). The
+// transaction first takes the writer lock, so it waits for the update
+// running on any server sharing the database to end.
 func (s *Store) Update(ctx context.Context, fn func(store.Tx) error) error {
-	for retry := 0; ; retry++ {
-		err := s.update(ctx, fn)
-		if err == nil || !retryable(err) {
-			return err
-		}
-		if retry == MaxRetries {
-			return fmt.Errorf("update: gave up after %d retries: %w", retry, err)
-		}
-		if err := sleep(ctx, backoff(retry)); err != nil {
-			return fmt.Errorf("update: %w", err)
-		}
-	}
-}
-
-// update runs fn once in a transaction of its own.
-func (s *Store) update(ctx context.Context, fn func(store.Tx) error) error {
-	t, err := s.pool.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.Serializable})
+	t, err := s.pool.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.ReadCommitted})
 	if err != nil {
 		return fmt.Errorf("begin update: %w", err)
 	}
-	defer t.Rollback(context.WithoutCancel(ctx)) // also when fn panics
+	defer t.Rollback(context.WithoutCancel(ctx))
+	if _, err := t.Exec(ctx, `SELECT pg_advisory_xact_lock($1)`, writerLock); err != nil {
+		return fmt.Errorf("begin update: take the writer lock: %w", err)
+	}
 	if err := fn(tx{t}); err != nil {
 		return err
 	}
@@ -135,40 +123,6 @@ func (s *Store) update(ctx context.Context, fn func(store.Tx) error) error {
 		return fmt.Errorf("commit update: %w", err)
 	}
 	return nil
-}
-
-// retryable reports whether err is a serialization failure or a deadlock:
-// the transaction may succeed when run again.
-func retryable(err error) bool {
-	var pe *pgconn.PgError
-	if errors.As(err, &pe) {
-		switch pe.Code {
-		case "40001", // serialization_failure
-			"40P01": // deadlock_detected
-			return true
-		}
-	}
-	return false
-}
-
-// backoff is how long Update waits before its retry'th retry: a random
-// share of a window that doubles from 1ms up to 64ms, so transactions
-// that collided do not collide again in step.
-func backoff(retry int) time.Duration {
-	window := time.Millisecond << min(retry, 6)
-	return rand.N(window) + time.Millisecond/10
-}
-
-// sleep waits for d or until ctx is done.
-func sleep(ctx context.Context, d time.Duration) error {
-	tm := time.NewTimer(d)
-	defer tm.Stop()
-	select {
-	case <-tm.C:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
 }
 
 // tx is one transaction; every aggregate shares its pgx.Tx.
@@ -208,7 +162,7 @@ func (t tx) exec(ctx context.Context, mustChange bool, query string, args ...any
 // store.ErrNotFound, a unique violation store.ErrConflict and a foreign
 // key violation (a reference to a missing record) store.ErrNotFound.
 // Other errors are returned as they are. The translated errors still wrap
-// the original, so retryable sees through them.
+// the original.
 func dbErr(err error) error {
 	if errors.Is(err, pgx.ErrNoRows) {
 		return store.ErrNotFound

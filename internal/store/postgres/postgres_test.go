@@ -2,85 +2,22 @@ package postgres_test
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
-	"net/url"
-	"os"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/hangar-ci/hangar/internal/store"
 	"github.com/hangar-ci/hangar/internal/store/postgres"
+	"github.com/hangar-ci/hangar/internal/store/postgres/pgtest"
 	"github.com/hangar-ci/hangar/internal/store/storetest"
 )
 
-// serverURL returns the URL of the test server, from HANGAR_TEST_POSTGRES
-// (scripts/pg-up prints one). Without it the test skips, or fails when
-// HANGAR_REQUIRE_POSTGRES=1.
-func serverURL(t *testing.T) string {
-	t.Helper()
-	u := os.Getenv("HANGAR_TEST_POSTGRES")
-	if u == "" {
-		const msg = "HANGAR_TEST_POSTGRES is not set: no PostgreSQL to test against " +
-			"(url=$(scripts/pg-up) prints one)"
-		if os.Getenv("HANGAR_REQUIRE_POSTGRES") == "1" {
-			t.Fatal(msg + ", and HANGAR_REQUIRE_POSTGRES=1")
-		}
-		t.Skip(msg)
-	}
-	return u
-}
-
-// newDatabase creates a database with a random name on the test server,
-// dropped when t ends, and returns its URL.
-func newDatabase(t *testing.T) string {
-	t.Helper()
-	base := serverURL(t)
-	ctx := context.Background()
-	conn, err := pgx.Connect(ctx, base)
-	if err != nil {
-		t.Fatalf("connect to the test server: %v", err)
-	}
-	defer conn.Close(ctx)
-	b := make([]byte, 8)
-	rand.Read(b)
-	name := "hangar_test_" + hex.EncodeToString(b)
-	if _, err := conn.Exec(ctx, "CREATE DATABASE "+name); err != nil {
-		t.Fatalf("create database %s: %v", name, err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		conn, err := pgx.Connect(ctx, base)
-		if err != nil {
-			t.Errorf("drop database %s: %v", name, err)
-			return
-		}
-		defer conn.Close(ctx)
-		if _, err := conn.Exec(ctx, "DROP DATABASE "+name+" WITH (FORCE)"); err != nil {
-			t.Errorf("drop database %s: %v", name, err)
-		}
-	})
-	u, err := url.Parse(base)
-	if err != nil {
-		t.Fatalf("HANGAR_TEST_POSTGRES: %v", err)
-	}
-	u.Path = "/" + name
-	q := u.Query()
-	// The suite's subtests run in parallel, each with its own pool.
-	q.Set("pool_max_conns", "12")
-	u.RawQuery = q.Encode()
-	return u.String()
-}
-
 func openTemp(t *testing.T) (*postgres.Store, string) {
 	t.Helper()
-	u := newDatabase(t)
+	u := pgtest.NewDatabase(t, 12) // the suite's subtests run in parallel, each with its own pool
 	s, err := postgres.Open(context.Background(), u)
 	if err != nil {
 		t.Fatalf("open: %v", err)
@@ -89,7 +26,7 @@ func openTemp(t *testing.T) (*postgres.Store, string) {
 }
 
 func TestConformance(t *testing.T) {
-	serverURL(t)
+	pgtest.ServerURL(t)
 	storetest.Run(t, func(t *testing.T) store.Store {
 		s, _ := openTemp(t)
 		return s
@@ -103,7 +40,7 @@ var epoch = time.Date(2025, 3, 14, 15, 9, 26, 535897000, time.UTC)
 // schema in place.
 func TestOpenConcurrently(t *testing.T) {
 	t.Parallel()
-	u := newDatabase(t)
+	u := pgtest.NewDatabase(t, 12) // the suite's subtests run in parallel, each with its own pool
 	ctx := context.Background()
 	const n = 4
 	var (
