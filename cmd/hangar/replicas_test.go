@@ -209,4 +209,3 @@ func TestFailover(t *testing.T) {
 	}
 	t.Logf("%d jobs, %d attempts", pipelines*perPipeline, attempts)
 }
-
