@@ -209,3 +209,99 @@ func TestFailover(t *testing.T) {
 	}
 	t.Logf("%d jobs, %d attempts", pipelines*perPipeline, attempts)
 }
+
+// TestLogFollowAcrossServers follows a job's log on one server while its
+// agent appends through the other: the follower sees each line as it is
+// appended, woken over the bus (without it, only its 15 s keepalive would
+// make it look again).
+func TestLogFollowAcrossServers(t *testing.T) {
+	requireBash(t)
+	c, _, addrs := replicaCluster(t, 2, faultLease, nil)
+	c.startAgent("a", "http://"+addrs[0])
+	gate := filepath.Join(t.TempDir(), "go")
+	p := c.submit(map[string]string{".gitlab-ci.yml": fmt.Sprintf(
+		"job:\n  script:\n    - echo first\n    - while [ ! -e %s ]; do sleep 0.05; done\n    - echo second\n", gate)})
+	jobID := p.Jobs[0].ID
+
+	req, err := http.NewRequest(http.MethodGet, fmt.Sprintf("http://%s%s/jobs/%d/log/stream", addrs[1], api.Prefix, jobID), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer "+faultAPIToken)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET log stream: %s", resp.Status)
+	}
+	type event struct {
+		name, data string
+		at         time.Time
+	}
+	events := make(chan event, 100)
+	go func() {
+		defer close(events)
+		sc := bufio.NewScanner(resp.Body)
+		var name string
+		for sc.Scan() {
+			line := sc.Text()
+			if v, ok := strings.CutPrefix(line, "event: "); ok {
+				name = v
+			} else if v, ok := strings.CutPrefix(line, "data: "); ok {
+				events <- event{name, v, time.Now()}
+			}
+		}
+	}()
+	var text strings.Builder
+	var opened time.Time
+	timeout := time.After(30 * time.Second)
+	for {
+		select {
+		case ev, ok := <-events:
+			if !ok {
+				t.Fatalf("the stream ended early; it sent %q", text.String())
+			}
+			if ev.name == "end" {
+				if !strings.Contains(text.String(), "second") {
+					t.Fatalf("the stream ended with %q, want both lines", text.String())
+				}
+				return
+			}
+			text.WriteString(ev.data)
+			if opened.IsZero() && strings.Contains(text.String(), "first") {
+				opened = time.Now()
+				if err := os.WriteFile(gate, nil, 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if strings.Contains(text.String(), "second") {
+				if d := ev.at.Sub(opened); d > 5*time.Second {
+					t.Errorf("the second line reached the other server's follower %v after the gate opened; want it woken at once", d)
+				}
+			}
+		case <-timeout:
+			t.Fatalf("after 30 s the stream on the other server sent %q", text.String())
+		}
+	}
+}
+
+// TestClaimWokenAcrossServers creates a pipeline on one server while the
+// only agent waits in a long-poll claim on the other: the claim is woken
+// over the bus and the job starts at once, not when the 30 s poll ends.
+func TestClaimWokenAcrossServers(t *testing.T) {
+	requireBash(t)
+	c, _, addrs := replicaCluster(t, 2, faultLease, nil)
+	c.startAgent("a", "http://"+addrs[0])
+	time.Sleep(500 * time.Millisecond) // into its long-poll
+	c.client = api.NewClient("http://" + addrs[1])
+	p := c.submit(map[string]string{".gitlab-ci.yml": "job: {script: [echo hi]}\n"})
+	p = c.waitPipeline(p.ID, 60*time.Second)
+	if p.Status != "success" {
+		t.Fatalf("pipeline: %s", p.Status)
+	}
+	if d := p.Jobs[0].StartedAt.Sub(p.CreatedAt); d > 5*time.Second {
+		t.Errorf("the job started %v after the pipeline was created on the other server; want the waiting claim woken at once", d)
+	}
+}
