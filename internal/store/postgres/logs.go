@@ -25,30 +25,37 @@ func (x logs) size(ctx context.Context, attemptID int64) (int64, error) {
 	return size, nil
 }
 
-// Append writes the part of data that lies past the log's end. Appending
-// to an attempt that does not exist fails with store.ErrNotFound.
+// Append writes the part of data that lies past the log's end, in one
+// statement: it reads the log's size and, when data reaches past it,
+// writes the new size and the new bytes. (Updates run one at a time, so
+// the size cannot change in between.) Appending to an attempt that does
+// not exist fails with store.ErrNotFound.
 func (x logs) Append(ctx context.Context, attemptID, offset int64, data []byte) (int64, error) {
 	if offset < 0 {
 		return 0, fmt.Errorf("append log of attempt %d: negative offset %d", attemptID, offset)
 	}
-	size, err := x.size(ctx, attemptID)
-	if err != nil {
-		return 0, fmt.Errorf("append log of attempt %d: %w", attemptID, err)
-	}
-	if offset > size {
-		return size, &store.GapError{Size: size}
-	}
 	end := offset + int64(len(data))
-	if end <= size {
+	var size int64
+	err := tx(x).queryRow(ctx, `WITH cur AS (
+			SELECT coalesce((SELECT size FROM log_sizes WHERE attempt_id = $1), 0) AS size
+		), grow AS (
+			INSERT INTO log_sizes (attempt_id, size)
+			SELECT $1, $3 FROM cur WHERE $2 <= cur.size AND $3 > cur.size
+			ON CONFLICT (attempt_id) DO UPDATE SET size = excluded.size
+		), chunk AS (
+			INSERT INTO log_chunks (attempt_id, off, data)
+			SELECT $1, cur.size, substring($4::bytea FROM (cur.size - $2 + 1)::int)
+			FROM cur WHERE $2 <= cur.size AND $3 > cur.size
+		)
+		SELECT size FROM cur`, attemptID, offset, end, data).Scan(&size)
+	if err != nil {
+		return 0, fmt.Errorf("append log of attempt %d: %w", attemptID, dbErr(err))
+	}
+	switch {
+	case offset > size:
+		return size, &store.GapError{Size: size}
+	case end <= size:
 		return size, nil
-	}
-	if err := tx(x).exec(ctx, false, `INSERT INTO log_sizes (attempt_id, size) VALUES ($1, $2)
-			ON CONFLICT (attempt_id) DO UPDATE SET size = excluded.size`, attemptID, end); err != nil {
-		return 0, fmt.Errorf("append log of attempt %d: %w", attemptID, err)
-	}
-	if err := tx(x).exec(ctx, false, `INSERT INTO log_chunks (attempt_id, off, data) VALUES ($1, $2, $3)`,
-		attemptID, size, data[size-offset:]); err != nil {
-		return 0, fmt.Errorf("append log of attempt %d at %d: %w", attemptID, size, err)
 	}
 	return end, nil
 }

@@ -108,26 +108,53 @@ func (s *Store) Read(ctx context.Context, fn func(store.Tx) error) error {
 // transaction first takes the writer lock, so it waits for the update
 // running on any server sharing the database to end.
 func (s *Store) Update(ctx context.Context, fn func(store.Tx) error) error {
-	t, err := s.pool.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.ReadCommitted})
+	conn, err := s.pool.Acquire(ctx)
 	if err != nil {
 		return fmt.Errorf("begin update: %w", err)
 	}
-	defer t.Rollback(context.WithoutCancel(ctx))
-	if _, err := t.Exec(ctx, `SELECT pg_advisory_xact_lock($1)`, writerLock); err != nil {
-		return fmt.Errorf("begin update: take the writer lock: %w", err)
+	// The pool drops a connection returned in a transaction; the rollback
+	// is for the connection's next user all the same.
+	defer conn.Release()
+	// One round trip: BEGIN and the lock as one simple query.
+	if _, err := conn.Exec(ctx, beginUpdate); err != nil {
+		return fmt.Errorf("begin update: %w", err)
 	}
-	if err := fn(tx{t}); err != nil {
+	done := false
+	defer func() {
+		if !done {
+			conn.Exec(context.WithoutCancel(ctx), "ROLLBACK")
+		}
+	}()
+	if err := fn(tx{conn}); err != nil {
 		return err
 	}
-	if err := t.Commit(ctx); err != nil {
+	done = true
+	tag, err := conn.Exec(ctx, "COMMIT")
+	if err != nil {
 		return fmt.Errorf("commit update: %w", err)
+	}
+	if tag.String() == "ROLLBACK" {
+		// A statement failed and fn went on: PostgreSQL rolled it all back.
+		return errors.New("commit update: the transaction had failed, and was rolled back")
 	}
 	return nil
 }
 
-// tx is one transaction; every aggregate shares its pgx.Tx.
+// beginUpdate begins an update: READ COMMITTED (the default, said here
+// anyway), then the writer lock.
+var beginUpdate = fmt.Sprintf("BEGIN ISOLATION LEVEL READ COMMITTED; SELECT pg_advisory_xact_lock(%d)", writerLock)
+
+// querier is what the aggregates run statements with: a pgx.Tx, or a
+// pooled connection inside a transaction begun by hand.
+type querier interface {
+	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
+	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
+	Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error)
+}
+
+// tx is one transaction; every aggregate shares its connection.
 type tx struct {
-	q pgx.Tx
+	q querier
 }
 
 func (t tx) Projects() store.Projects   { return projects(t) }
