@@ -305,3 +305,23 @@ func TestClaimWokenAcrossServers(t *testing.T) {
 		t.Errorf("the job started %v after the pipeline was created on the other server; want the waiting claim woken at once", d)
 	}
 }
+
+// A database the server cannot use stops it at start, saying why, and
+// never with the password of the URL.
+func TestServerBadDatabase(t *testing.T) {
+	dir := t.TempDir()
+	for _, tc := range []struct {
+		url  string
+		code int
+		want string
+	}{
+		{"mysql://root@localhost/hangar", exitUsage, "--database must be a PostgreSQL URL"},
+		{"postgres://u:hunter22@127.0.0.1:1/x?sslmode=disable", exitTrouble, "open postgres store 127.0.0.1:1/x"},
+		{"postgres://u:hunter22@127.0.0.1:1/x?pool_max_conns=many", exitTrouble, "the database URL does not parse"},
+	} {
+		code, _, stderr := hangar(t, "server", "--database", tc.url, "--data", filepath.Join(dir, "data"), "--listen", "127.0.0.1:0")
+		if code != tc.code || !strings.Contains(stderr, tc.want) || strings.Contains(stderr, "hunter22") {
+			t.Errorf("hangar server --database %q: exit %d, stderr %q; want exit %d saying %q, without the password", tc.url, code, stderr, tc.code, tc.want)
+		}
+	}
+}
