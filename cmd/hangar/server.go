@@ -120,6 +120,7 @@ func runServer(ctx context.Context, args []string, stdout, stderr io.Writer) int
 		return exitTrouble
 	}
 	logger.Info("hangar server listening", slog.String("addr", "http://"+ln.Addr().String()),
+		slog.String("ui", "http://"+ln.Addr().String()+"/ (sign in with the API token)"),
 		slog.String("data", o.data), slog.String("database", cp.where), slog.String("tokens", filepath.Join(o.data, tokensFile)))
 	if err := cp.Serve(ctx, ln); err != nil {
 		fmt.Fprintf(stderr, "hangar server: %v\n", err)

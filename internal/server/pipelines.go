@@ -171,7 +171,7 @@ func (s *Server) archiveFS(digest string) (fs.FS, error) {
 
 func (s *Server) listPipelines(w http.ResponseWriter, r *http.Request) error {
 	q := r.URL.Query()
-	f := store.PipelineFilter{Status: store.PipelineStatus(q.Get("status")), Ref: q.Get("ref")}
+	f := store.PipelineFilter{Status: store.PipelineStatus(q.Get("status")), Ref: q.Get("ref"), Source: q.Get("source")}
 	var err error
 	if v := q.Get("before"); v != "" {
 		if f.BeforeID, err = strconv.ParseInt(v, 10, 64); err != nil {
@@ -183,32 +183,19 @@ func (s *Server) listPipelines(w http.ResponseWriter, r *http.Request) error {
 			return badRequest("limit=%q is not a number from 1 to 1000", v)
 		}
 	}
-	var out []api.Pipeline
-	err = s.store.Read(r.Context(), func(tx store.Tx) error {
-		if name := q.Get("project"); name != "" {
+	if name := q.Get("project"); name != "" {
+		err = s.store.Read(r.Context(), func(tx store.Tx) error {
 			proj, err := tx.Projects().GetByName(r.Context(), name)
-			if err != nil {
-				return err
+			if err == nil {
+				f.ProjectID = proj.ID
 			}
-			f.ProjectID = proj.ID
-		}
-		list, err := tx.Pipelines().List(r.Context(), f)
-		if err != nil {
 			return err
+		})
+		if err != nil {
+			return fmt.Errorf("project %q: %w", name, err)
 		}
-		names := map[int64]string{}
-		for _, p := range list {
-			if _, ok := names[p.ProjectID]; !ok {
-				proj, err := tx.Projects().Get(r.Context(), p.ProjectID)
-				if err != nil {
-					return err
-				}
-				names[p.ProjectID] = proj.Name
-			}
-			out = append(out, pipelineView(p, names[p.ProjectID]))
-		}
-		return nil
-	})
+	}
+	out, err := s.listPipelineViews(r.Context(), f)
 	if err != nil {
 		return err
 	}

@@ -23,6 +23,7 @@ import (
 	"github.com/hangar-ci/hangar/internal/scheduler"
 	"github.com/hangar-ci/hangar/internal/source"
 	"github.com/hangar-ci/hangar/internal/store"
+	"github.com/hangar-ci/hangar/internal/web"
 )
 
 // Config is what a Server needs.
@@ -80,6 +81,8 @@ type Server struct {
 	sched *scheduler.Scheduler
 	log   *slog.Logger
 	mux   *http.ServeMux
+	// ui renders the web UI's pages.
+	ui *web.Renderer
 
 	// blobMu orders the moments an artifacts archive is removed from the
 	// blob store after the store no longer references it (collect)
@@ -108,7 +111,11 @@ func New(cfg Config) *Server {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	s := &Server{cfg: cfg, store: cfg.Store, sched: cfg.Scheduler, log: cfg.Logger, mux: http.NewServeMux()}
+	ui, err := web.NewRenderer()
+	if err != nil {
+		panic(err) // the templates are compiled in: a test catches this
+	}
+	s := &Server{cfg: cfg, store: cfg.Store, sched: cfg.Scheduler, log: cfg.Logger, mux: http.NewServeMux(), ui: ui}
 	s.routes()
 	return s
 }
@@ -154,6 +161,7 @@ func (s *Server) routes() {
 		s.mux.Handle("GET "+p+"/fleet/events", user(s.fleetEvents))
 	}
 
+	s.uiRoutes()
 	s.mux.HandleFunc("GET /healthz", s.healthz)
 	if s.cfg.Metrics != nil {
 		s.mux.Handle("GET /metrics", promhttp.HandlerFor(s.cfg.Metrics.registry, promhttp.HandlerOpts{}))
@@ -178,9 +186,15 @@ func badRequest(format string, args ...any) error {
 	return &httpError{http.StatusBadRequest, fmt.Sprintf(format, args...)}
 }
 
-// fail writes err as an error response. This is the one place where errors
-// become HTTP statuses.
+// fail writes err as an error response.
 func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) {
+	code, body := s.errorStatus(r, err)
+	writeJSON(w, code, body)
+}
+
+// errorStatus says which status and body err gets. This is the one place
+// where errors become HTTP statuses, for the API and the UI.
+func (s *Server) errorStatus(r *http.Request, err error) (int, api.Error) {
 	var (
 		he   *httpError
 		gap  *store.GapError
@@ -213,7 +227,7 @@ func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) {
 		s.log.LogAttrs(r.Context(), slog.LevelError, "request failed", slog.String("method", r.Method),
 			slog.String("path", r.URL.Path), slog.String("error", err.Error()))
 	}
-	writeJSON(w, code, body)
+	return code, body
 }
 
 func writeJSON(w http.ResponseWriter, code int, v any) {

@@ -87,6 +87,8 @@ type PipelineFilter struct {
 	ProjectID int64
 	Status    PipelineStatus
 	Ref       string
+	// Source is what created the pipeline: push, schedule, web, …
+	Source string
 	// BeforeID pages backwards: only pipelines with ID < BeforeID.
 	BeforeID int64
 	// Limit caps the result; 0 means 100.

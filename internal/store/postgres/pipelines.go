@@ -80,6 +80,9 @@ func (x pipelines) List(ctx context.Context, f store.PipelineFilter) ([]*store.P
 	if f.Ref != "" {
 		cond("ref = $N", f.Ref)
 	}
+	if f.Source != "" {
+		cond("source = $N", f.Source)
+	}
 	if f.BeforeID != 0 {
 		cond("id < $N", f.BeforeID)
 	}

@@ -75,6 +75,9 @@ func (x pipelines) List(ctx context.Context, f store.PipelineFilter) ([]*store.P
 	if f.Ref != "" {
 		where, args = append(where, "ref = ?"), append(args, f.Ref)
 	}
+	if f.Source != "" {
+		where, args = append(where, "source = ?"), append(args, f.Source)
+	}
 	if f.BeforeID != 0 {
 		where, args = append(where, "id < ?"), append(args, f.BeforeID)
 	}

@@ -193,18 +193,19 @@ func testPipelines(t *testing.T, open opener) {
 			project *store.Project
 			status  store.PipelineStatus
 			ref     string
+			source  string
 		}{
-			{a, store.PipelineSuccess, "main"},
-			{a, store.PipelineFailed, "main"},
-			{b, store.PipelineSuccess, "main"},
-			{a, store.PipelineSuccess, "dev"},
-			{b, store.PipelineRunning, "dev"},
-			{a, store.PipelineRunning, "main"},
+			{a, store.PipelineSuccess, "main", "push"},
+			{a, store.PipelineFailed, "main", "schedule"},
+			{b, store.PipelineSuccess, "main", "push"},
+			{a, store.PipelineSuccess, "dev", "merge_request_event"},
+			{b, store.PipelineRunning, "dev", "push"},
+			{a, store.PipelineRunning, "main", "schedule"},
 		}
 		p := make([]*store.Pipeline, len(specs))
 		update(t, s, func(tx store.Tx) error {
 			for i, sp := range specs {
-				p[i] = &store.Pipeline{ProjectID: sp.project.ID, Status: sp.status, Ref: sp.ref, CreatedAt: at(time.Duration(i) * time.Second)}
+				p[i] = &store.Pipeline{ProjectID: sp.project.ID, Status: sp.status, Ref: sp.ref, Source: sp.source, CreatedAt: at(time.Duration(i) * time.Second)}
 				if err := tx.Pipelines().Create(ctx, p[i]); err != nil {
 					return err
 				}
@@ -227,6 +228,8 @@ func testPipelines(t *testing.T, open opener) {
 			{"project", store.PipelineFilter{ProjectID: b.ID}, id(4, 2)},
 			{"status", store.PipelineFilter{Status: store.PipelineSuccess}, id(3, 2, 0)},
 			{"ref", store.PipelineFilter{Ref: "dev"}, id(4, 3)},
+			{"source", store.PipelineFilter{Source: "schedule"}, id(5, 1)},
+			{"source and status", store.PipelineFilter{Source: "push", Status: store.PipelineSuccess}, id(2, 0)},
 			{"project status ref", store.PipelineFilter{ProjectID: a.ID, Status: store.PipelineSuccess, Ref: "main"}, id(0)},
 			{"before", store.PipelineFilter{BeforeID: p[3].ID}, id(2, 1, 0)},
 			{"before and project", store.PipelineFilter{ProjectID: a.ID, BeforeID: p[5].ID}, id(3, 1, 0)},
