@@ -407,9 +407,19 @@ func (s *Server) jobAction(act func(context.Context, int64) error) func(http.Res
 }
 
 func (s *Server) listAgents(w http.ResponseWriter, r *http.Request) error {
+	out, err := s.agentViews(r.Context(), r.URL.Query().Get("all") == "true")
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, out)
+	return nil
+}
+
+// agentViews lists the registered agents, the gone ones too when withGone.
+func (s *Server) agentViews(ctx context.Context, withGone bool) ([]api.Agent, error) {
 	var out []api.Agent
-	err := s.store.Read(r.Context(), func(tx store.Tx) error {
-		list, err := tx.Agents().List(r.Context(), r.URL.Query().Get("all") == "true")
+	err := s.store.Read(ctx, func(tx store.Tx) error {
+		list, err := tx.Agents().List(ctx, withGone)
 		for _, a := range list {
 			out = append(out, api.Agent{ID: a.ID, Name: a.Name, Labels: a.Labels, Status: string(a.Status), Version: a.Version,
 				Concurrency: a.Concurrency, Health: api.Health(a.Health), CreatedAt: a.CreatedAt, LastSeenAt: a.LastSeenAt})
@@ -417,8 +427,7 @@ func (s *Server) listAgents(w http.ResponseWriter, r *http.Request) error {
 		return err
 	})
 	if err != nil {
-		return err
+		return nil, fmt.Errorf("list agents: %w", err)
 	}
-	writeJSON(w, http.StatusOK, out)
-	return nil
+	return out, nil
 }

@@ -60,6 +60,9 @@ type Config struct {
 	Metrics *Metrics
 	// Fleet is the fleet the server provisions, nil when it has none.
 	Fleet Fleet
+	// QueueAlarm is how long a job may wait before the status page and
+	// the UI's banner call dispatch degraded (default DefaultQueueAlarm).
+	QueueAlarm time.Duration
 }
 
 // Defaults for Config.
@@ -83,6 +86,10 @@ type Server struct {
 	mux   *http.ServeMux
 	// ui renders the web UI's pages.
 	ui *web.Renderer
+	// healthMu guards the last health reading, taken at healthAt.
+	healthMu     sync.Mutex
+	healthAt     time.Time
+	healthChecks []web.Check
 
 	// blobMu orders the moments an artifacts archive is removed from the
 	// blob store after the store no longer references it (collect)
@@ -110,6 +117,9 @@ func New(cfg Config) *Server {
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
+	}
+	if cfg.QueueAlarm <= 0 {
+		cfg.QueueAlarm = DefaultQueueAlarm
 	}
 	ui, err := web.NewRenderer()
 	if err != nil {

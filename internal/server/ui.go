@@ -52,6 +52,9 @@ func (s *Server) uiRoutes() {
 	s.mux.Handle("GET /pipelines/{id}", ui(s.pipelinePage))
 	s.mux.Handle("GET /pipelines/{id}/live", ui(s.pipelineLive))
 	s.mux.Handle("POST /pipelines/{id}/cancel", ui(s.uiCancelPipeline))
+	s.mux.Handle("GET /runners", ui(s.runnersPage))
+	s.mux.Handle("GET /events", ui(s.eventsPage))
+	s.mux.Handle("GET /status", ui(s.statusPage))
 	s.mux.Handle("GET /jobs/{id}", ui(s.jobPage))
 	s.mux.Handle("GET /jobs/{id}/raw", ui(s.jobRaw))
 	s.mux.Handle("GET /jobs/{id}/live", ui(s.jobLive))
@@ -135,7 +138,7 @@ func (s *Server) uiAuth(h func(http.ResponseWriter, *http.Request) error) http.H
 // page is the common part of every page for r.
 func (s *Server) page(r *http.Request, title, nav string) web.Page {
 	csrf, _ := r.Context().Value(csrfKey{}).(string)
-	return web.Page{Title: title, Nav: nav, CSRF: csrf, Now: s.cfg.Now().UTC()}
+	return web.Page{Title: title, Nav: nav, CSRF: csrf, Now: s.cfg.Now().UTC(), Degraded: s.degraded(r.Context())}
 }
 
 // render renders a page.

@@ -341,3 +341,42 @@ func TestUILiveLog(t *testing.T) {
 		t.Errorf("after the job ended: %q, want the end", ev)
 	}
 }
+
+// TestUIStatus: a job waiting with no agent connected makes dispatch
+// degraded on the status page and in every page's banner; the runners
+// page lists the agents.
+func TestUIStatus(t *testing.T) {
+	e := newEnv(t, 30*time.Second)
+	c := browser(t)
+	signIn(t, c, e)
+	if _, body := getOK(t, c, e.url, "/pipelines"); strings.Contains(body, `class="banner"`) {
+		t.Errorf("a banner with nothing wrong:\n%s", body)
+	}
+	e2 := newEnv(t, 30*time.Second) // a fresh server: its health is read anew
+	if _, err := e2.sched.Create(e2.ctx, scheduler.NewPipeline{Project: "p", Source: "push", Ref: "main",
+		Plan: planOf(t, "job: {script: [x]}\n")}); err != nil {
+		t.Fatal(err)
+	}
+	c2 := browser(t)
+	signIn(t, c2, e2)
+	_, status := getOK(t, c2, e2.url, "/status")
+	if !strings.Contains(status, "1 job waiting and no agent connected") || !strings.Contains(status, "degraded") {
+		t.Errorf("the status page with a job and no agent:\n%s", status)
+	}
+	if _, body := getOK(t, c2, e2.url, "/pipelines"); !strings.Contains(body, `class="banner"`) || !strings.Contains(body, "no agent connected") {
+		t.Errorf("no banner on the pipelines page while dispatch is degraded")
+	}
+	register(t, e2, "builder-1")
+	if _, body := getOK(t, c2, e2.url, "/runners"); !strings.Contains(body, "builder-1") {
+		t.Errorf("the runners page does not list the agent:\n%s", body)
+	}
+}
+
+func getOK(t *testing.T, c *http.Client, base, path string) (int, string) {
+	t.Helper()
+	code, _, body := get(t, c, base, path)
+	if code != http.StatusOK {
+		t.Fatalf("GET %s: %d\n%s", path, code, body)
+	}
+	return code, body
+}

@@ -150,11 +150,13 @@ func RenderLog(log []byte) []LogRow {
 //
 // It reads a log as a terminal would, simplified:
 //
-//   - A line ends at "\n" (so "\r\n" ends one too). A "\r" within a line
-//     returns to its start, and the next text written wipes the line:
-//     a line shows only what was written after its last "\r" that text
-//     followed. A terminal would overwrite only as many characters as are
-//     written again; the difference rarely shows in progress output.
+//   - A line ends at "\n". A "\r" returns to the start of the line, and
+//     text written after it replaces the whole line: a line shows what
+//     follows the last "\r" that text follows. This simplifies a terminal,
+//     which overwrites only as many characters as are written again; in
+//     progress output the difference rarely shows. A "\r" that no text
+//     follows changes nothing, so "\r\n" ends a line like "\n", and
+//     "50%\r\n" shows "50%".
 //   - SGR sequences (ESC [ … m) set the style: bold, italic, underline and
 //     the 16 colours, foreground and background. Colours 0–15 of the 256
 //     (38;5;N, 48;5;N) map to the 16; other 256 colours and 24-bit ones leave
@@ -177,8 +179,11 @@ func RenderLog(log []byte) []LogRow {
 //   - A line keeps at most 64 KiB of text; the rest of it is dropped, and a
 //     span " [line truncated]" of class "log-truncated" ends it.
 //
-// The rows of one call share their text's memory. A LogRenderer is not safe
-// for concurrent use.
+// Section markers and UTF-8 characters cut short at the end of a Write are
+// held back until the next, at most a few hundred bytes; Write keeps no
+// other part of what it is given. The rows of one call share their text's
+// memory. The zero LogRenderer is ready to use; it is not safe for
+// concurrent use.
 type LogRenderer struct {
 	// Escape sequences.
 	esc   logEscState
@@ -467,16 +472,14 @@ func (r *LogRenderer) endSection() {
 	r.sections = r.sections[:top]
 }
 
-// takeRows returns this call's rows, their text in one string, and keeps of
-// the scratch buffers only the current line.
+// takeRows returns this call's rows, with their text in one string, and
+// keeps of the scratch buffers only the current line.
 func (r *LogRenderer) takeRows() []LogRow {
-	rows := r.rows
-	if done := r.lineStart; done > 0 || len(rows) > 0 {
+	rows, done := r.rows, r.lineStart
+	if len(rows) > 0 {
 		text := string(r.text[:done])
 		spans := make([]LogSpan, r.lineSpans)
-		start := 0
-		var last logStyle
-		class := ""
+		start, last, class := 0, logStyle(0), ""
 		for k, m := range r.spans[:r.lineSpans] {
 			if m.style != last {
 				last, class = m.style, r.class(m.style)
@@ -489,25 +492,29 @@ func (r *LogRenderer) takeRows() []LogRow {
 				rows[k].Spans = spans[rs.lo:rs.hi:rs.hi]
 			}
 		}
-		r.text = logCompact(r.text, done, logKeepScratch)
-		r.spans = logCompact(r.spans, r.lineSpans, logKeepScratch/16)
+	} else {
+		rows = nil
+	}
+	r.text = logCompact(r.text, done, logKeepScratch)
+	r.spans = logCompact(r.spans, r.lineSpans, logKeepScratch/16)
+	if done > 0 {
 		for k := range r.spans {
 			r.spans[k].end -= done
 		}
-		r.lineStart, r.lineSpans = 0, 0
 	}
+	r.lineStart, r.lineSpans = 0, 0
 	r.rows = nil
 	r.rowSpans = logCompact(r.rowSpans, len(r.rowSpans), logKeepScratch/16)
-	if len(rows) == 0 {
-		return nil
-	}
 	return rows
 }
 
 // logCompact moves s[from:] to the front of s, or to a new array if s's is
 // larger than keep elements.
 func logCompact[S ~[]E, E any](s S, from, keep int) S {
-	if cap(s) > keep {
+	switch {
+	case cap(s) <= keep && from == 0:
+		return s
+	case cap(s) > keep:
 		return append(S(nil), s[from:]...)
 	}
 	return s[:copy(s, s[from:])]

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/hangar-ci/hangar/internal/api"
+	"github.com/hangar-ci/hangar/internal/fleet/autoscaler"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files of the pages")
@@ -80,6 +81,9 @@ func pages() map[string]struct {
 		Ref: `"><img src=x onerror=alert(1)>`, Name: "</td><td>oops", CreatedAt: now.Add(-72 * time.Hour),
 		StartedAt: at(-72 * time.Hour), FinishedAt: at(-71 * time.Hour)}
 	job := pipe.Jobs[1]
+	degradedPage := withTitle("Status")
+	degradedPage.Nav = "status"
+	degradedPage.Degraded = []string{"Dispatch: 12 jobs waiting", "Runner class gpu: instances fail to boot"}
 	return map[string]struct {
 		name string
 		data any
@@ -96,6 +100,26 @@ func pages() map[string]struct {
 			Variables: []Variable{{Name: "GOFLAGS", Value: "-mod=mod"}, {Name: "DEPLOY_KEY", Value: "s3cret", Masked: true}},
 			Artifacts: &api.JobArtifacts{JobID: 2, Name: "binaries", Size: 123456, ExpireAt: at(48 * time.Hour),
 				Files: []api.ArtifactFile{{Path: "bin/shop", Size: 120000, Mode: "-rwxr-xr-x"}}}}},
+		"runners": {"runners", RunnersPage{Page: withTitle("Runners"),
+			Classes: []autoscaler.ClassStatus{
+				{Name: "small", Provider: "local", Policy: "idle", Labels: []string{"linux"}, Pending: 3, Warm: 2, Instances: []autoscaler.InstanceStatus{
+					{ID: "i-1", Name: "test-small-1", State: "ready", Running: 1, JobsRun: 12, CreatedAt: now.Add(-2 * time.Hour), DiskUsedPercent: 41},
+					{ID: "i-2", Name: "test-small-2", State: "draining", CreatedAt: now.Add(-30 * time.Minute), Reason: "idle"},
+				}},
+				{Name: "gpu", Provider: "docker", Policy: "per_job", Labels: []string{"gpu"}, Degraded: true, BreakerUntil: at(5 * time.Minute)},
+			},
+			Agents: []api.Agent{{ID: 1, Name: "<b>agent</b>", Labels: []string{"linux", "docker"}, Status: "active", Version: "dev", Concurrency: 2,
+				Health: api.Health{DiskTotalBytes: 100 << 30, DiskFreeBytes: 60 << 30, MemTotalBytes: 8 << 30, MemAvailBytes: 2 << 30, RunningJobs: 1},
+				LastSeenAt: now.Add(-5 * time.Second)}}}},
+		"events": {"events", EventsPage{Page: withTitle("Events"), Events: []autoscaler.Event{
+			{At: now.Add(-time.Minute), Class: "small", Instance: "test-small-2", Kind: "draining", Reason: "idle"},
+			{At: now.Add(-time.Hour), Class: "gpu", Instance: "test-gpu-1", Kind: "boot_failed", Reason: "no agent registered within 60s"},
+		}}},
+		"status": {"status", StatusPage{Page: degradedPage, Checks: []Check{
+			{Name: "API", OK: true, Detail: "answering; the store answers"},
+			{Name: "Dispatch", OK: false, Detail: "12 jobs waiting, the oldest for 14m 02s, more than 10m 00s"},
+			{Name: "Runner class gpu", OK: false, Detail: "instances fail to boot; creation is held back"},
+		}}},
 		"job-live": {"job", JobPage{Page: withTitle("unit tests"), Job: pipe.Jobs[2], Pipeline: pipe, Attempt: 1,
 			Rows:         NewLogRenderer().Write([]byte("\x1b[0Ksection_start:1700000000:tests\r\x1b[0KRunning tests\n=== RUN TestCart\n")),
 			OpenSections: 1, Live: true}},
@@ -167,7 +191,7 @@ func TestPagesEscapeUserText(t *testing.T) {
 			t.Fatal(err)
 		}
 		html := buf.String()
-		for _, bad := range []string{"<script>alert", "<img src=x", "</td><td>oops", "<b>not bold</b>", "x<y"} {
+		for _, bad := range []string{"<script>alert", "<img src=x", "</td><td>oops", "<b>not bold</b>", "x<y", "<b>agent"} {
 			if strings.Contains(html, bad) {
 				t.Errorf("page %s holds %q unescaped", file, bad)
 			}

@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/hangar-ci/hangar/internal/api"
+	"github.com/hangar-ci/hangar/internal/fleet/autoscaler"
 )
 
 //go:embed templates/*.html
@@ -44,7 +45,7 @@ type Renderer struct {
 
 // pageNames are the templates with a page of their own; each is parsed
 // with layout.html.
-var pageNames = []string{"login", "pipelines", "pipeline", "job", "error"}
+var pageNames = []string{"login", "pipelines", "pipeline", "job", "runners", "events", "status", "error"}
 
 // NewRenderer parses the embedded templates.
 func NewRenderer() (*Renderer, error) {
@@ -179,6 +180,34 @@ type JobPage struct {
 	Artifacts *api.JobArtifacts
 }
 
+// RunnersPage shows the fleet's classes with their instances, and the
+// agents registered.
+type RunnersPage struct {
+	Page
+	// Classes is empty when the server runs no fleet.
+	Classes []autoscaler.ClassStatus
+	Agents  []api.Agent
+}
+
+// EventsPage lists the fleet's instance transitions, newest first.
+type EventsPage struct {
+	Page
+	Events []autoscaler.Event
+}
+
+// StatusPage says whether each part users depend on is healthy.
+type StatusPage struct {
+	Page
+	Checks []Check
+}
+
+// Check is one part's health.
+type Check struct {
+	Name   string
+	OK     bool
+	Detail string
+}
+
 // Variable is a job variable as the page shows it.
 type Variable struct {
 	Name, Value string
@@ -203,6 +232,40 @@ var funcs = template.FuncMap{
 	"query":      query,
 	"short":      short,
 	"jobActions": jobActions,
+	"percent":    percent,
+	"minus":      func(a, b int64) int64 { return a - b },
+	"states":     instanceStates,
+}
+
+// percent formats used/total as a percentage, "" when total is 0.
+func percent(used, total int64) string {
+	if total <= 0 {
+		return ""
+	}
+	return fmt.Sprintf("%.0f%%", 100*float64(used)/float64(total))
+}
+
+// instanceStates counts a class's instances by state, in a fixed order:
+// "2 ready, 1 booting".
+func instanceStates(c autoscaler.ClassStatus) string {
+	counts := map[string]int{}
+	for _, in := range c.Instances {
+		counts[in.State]++
+	}
+	var parts []string
+	for _, st := range []string{"ready", "booting", "draining", "deleting"} {
+		if counts[st] > 0 {
+			parts = append(parts, fmt.Sprintf("%d %s", counts[st], st))
+			delete(counts, st)
+		}
+	}
+	for st, n := range counts {
+		parts = append(parts, fmt.Sprintf("%d %s", n, st))
+	}
+	if len(parts) == 0 {
+		return "none"
+	}
+	return strings.Join(parts, ", ")
 }
 
 // duration formats how long from start to end (to now when end is nil),
