@@ -109,7 +109,7 @@ func pages() map[string]struct {
 				{Name: "gpu", Provider: "docker", Policy: "per_job", Labels: []string{"gpu"}, Degraded: true, BreakerUntil: at(5 * time.Minute)},
 			},
 			Agents: []api.Agent{{ID: 1, Name: "<b>agent</b>", Labels: []string{"linux", "docker"}, Status: "active", Version: "dev", Concurrency: 2,
-				Health: api.Health{DiskTotalBytes: 100 << 30, DiskFreeBytes: 60 << 30, MemTotalBytes: 8 << 30, MemAvailBytes: 2 << 30, RunningJobs: 1},
+				Health:     api.Health{DiskTotalBytes: 100 << 30, DiskFreeBytes: 60 << 30, MemTotalBytes: 8 << 30, MemAvailBytes: 2 << 30, RunningJobs: 1},
 				LastSeenAt: now.Add(-5 * time.Second)}}}},
 		"events": {"events", EventsPage{Page: withTitle("Events"), Events: []autoscaler.Event{
 			{At: now.Add(-time.Minute), Class: "small", Instance: "test-small-2", Kind: "draining", Reason: "idle"},
