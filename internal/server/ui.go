@@ -449,9 +449,7 @@ func (s *Server) jobLive(w http.ResponseWriter, r *http.Request) error {
 			}
 			ev := liveRow{Kind: row.Kind, Section: row.Section, Collapsed: row.Collapsed}
 			if row.Kind != web.RowSectionEnd {
-				if ev.HTML, err = s.ui.RowHTML(row); err != nil {
-					return err
-				}
+				ev.HTML = web.RowHTML(row)
 			}
 			if err := sse(w, "row", ev); err != nil {
 				return err

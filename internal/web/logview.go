@@ -175,7 +175,8 @@ func RenderLog(log []byte) []LogRow {
 //     after a section_start is the section's header; after a section_end it
 //     is a line of its own, unless nothing shows in it. A section_end closes
 //     the innermost open section of its name and every section opened in it;
-//     one whose name is not open is dropped.
+//     one whose name is not open is dropped. Sections nest up to 100 deep: a
+//     section_start deeper than that is dropped.
 //   - A line keeps at most 64 KiB of text; the rest of it is dropped, and a
 //     span " [line truncated]" of class "log-truncated" ends it.
 //

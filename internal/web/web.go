@@ -87,14 +87,12 @@ func (r *Renderer) Execute(w io.Writer, name string, data any) error {
 	return nil
 }
 
-// RowHTML renders one log row (a line, or a section's header line) as
-// the job page does: what a live log appends.
-func (r *Renderer) RowHTML(row LogRow) (string, error) {
-	var buf bytes.Buffer
-	if err := r.pages["job"].ExecuteTemplate(&buf, "log-line", row); err != nil {
-		return "", fmt.Errorf("render log row: %w", err)
-	}
-	return buf.String(), nil
+// RowHTML renders one log row's line (a line, or a section's header
+// line) as the job page does: what a live log appends.
+func RowHTML(row LogRow) string {
+	var b strings.Builder
+	writeLine(&b, row, true)
+	return b.String()
 }
 
 // Page is what every page has: its title, the signed-in user's form token
@@ -232,6 +230,8 @@ var funcs = template.FuncMap{
 	"query":      query,
 	"short":      short,
 	"jobActions": jobActions,
+	"loghtml":    LogHTML,
+	"matcheshtml": MatchesHTML,
 	"percent":    percent,
 	"minus":      func(a, b int64) int64 { return a - b },
 	"states":     instanceStates,
