@@ -111,16 +111,29 @@ func TestBrowserLiveLog(t *testing.T) {
 	e.startAgent("builder-1", nil)
 	gates := t.TempDir()
 	p := e.submit(map[string]string{".gitlab-ci.yml": fmt.Sprintf(`
+stages: [build, test, deploy]
 build:
+  stage: build
   script:
     - echo "compiling the shop"
     - printf '\033[32mfirst line\033[0m\n'
     - while [ ! -e %[1]s/one ]; do sleep 0.05; done
     - echo "second line"
     - while [ ! -e %[1]s/two ]; do sleep 0.05; done
-test:
+lint:
+  stage: build
+  script: [echo linted]
+unit tests:
   stage: test
+  needs: [build]
   script: [echo tested]
+integration:
+  stage: test
+  needs: [build, lint]
+  script: [echo integrated]
+deploy:
+  stage: deploy
+  script: [echo deployed]
 `, gates)})
 	signInBrowser(t, ctx, e)
 	build := jobNamed(t, p, "build")

@@ -223,18 +223,18 @@ func Final(status string) bool {
 
 // funcs are the templates' helpers.
 var funcs = template.FuncMap{
-	"final":      Final,
-	"duration":   duration,
-	"ago":        ago,
-	"bytes":      humanBytes,
-	"query":      query,
-	"short":      short,
-	"jobActions": jobActions,
-	"loghtml":    LogHTML,
+	"final":       Final,
+	"duration":    duration,
+	"ago":         ago,
+	"bytes":       humanBytes,
+	"query":       query,
+	"short":       short,
+	"jobActions":  jobActions,
+	"loghtml":     LogHTML,
 	"matcheshtml": MatchesHTML,
-	"percent":    percent,
-	"minus":      func(a, b int64) int64 { return a - b },
-	"states":     instanceStates,
+	"percent":     percent,
+	"minus":       func(a, b int64) int64 { return a - b },
+	"states":      instanceStates,
 }
 
 // percent formats used/total as a percentage, "" when total is 0.
