@@ -244,6 +244,10 @@ func openControlPlane(ctx context.Context, c controlPlaneConfig) (*controlPlane,
 		Artifacts: artifacts, MaxArtifactBytes: c.maxArtifactBytes, DefaultArtifactExpiry: c.artifactExpiry,
 		Logger: c.logger, Metrics: metrics}
 	if f := c.fleet; f != nil {
+		srvcfg.Prices = map[string]float64{}
+		for _, cl := range f.config.Classes {
+			srvcfg.Prices[cl.Name] = cl.PricePerHour
+		}
 		logger := c.logger
 		cp.hooks = fleet.NewNotifier(fleet.NotifierConfig{Logger: logger, UserAgent: "hangar/" + version})
 		as, err := autoscaler.New(autoscaler.Config{Fleet: f.config, Providers: f.providers, Store: st, Scheduler: sched,

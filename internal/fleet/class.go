@@ -89,6 +89,9 @@ type Class struct {
 	// MaxDiskUsedPercent drains and replaces an instance whose work dir's
 	// disk is fuller than that; 0 means no check.
 	MaxDiskUsedPercent float64 `yaml:"max_disk_used_percent"`
+	// PricePerHour is what an instance-hour of the class costs, in any
+	// currency: the analytics' cost chart multiplies instance-hours by it.
+	PricePerHour float64 `yaml:"price_per_hour"`
 	// Spot asks the provider for spot (preemptible) instances; an
 	// interrupted attempt runs again on FallbackClass when it is set.
 	Spot          bool   `yaml:"spot"`

@@ -53,7 +53,7 @@ var knownPolicies = []string{string(PolicyIdle), string(PolicyAdaptive), string(
 var (
 	topKeys      = []string{"fleet"}
 	fleetKeys    = []string{"installation", "concurrent", "classes"}
-	classKeys    = []string{"name", "labels", "provider", "provider_config", "capacity_per_instance", "max_instances", "policy", "idle_count", "idle_time", "max_use_count", "max_instance_age", "max_concurrent_creates", "target_wait", "target_percentile", "schedules", "boot_timeout", "heartbeat_timeout", "max_disk_used_percent", "spot", "fallback_class", "hooks"}
+	classKeys    = []string{"name", "labels", "provider", "provider_config", "capacity_per_instance", "max_instances", "policy", "idle_count", "idle_time", "max_use_count", "max_instance_age", "max_concurrent_creates", "target_wait", "target_percentile", "schedules", "boot_timeout", "heartbeat_timeout", "max_disk_used_percent", "spot", "fallback_class", "hooks", "price_per_hour"}
 	scheduleKeys = []string{"periods", "timezone", "idle_count", "idle_time"}
 	hookKeys     = []string{"webhook", "slack", "command"}
 )
@@ -647,6 +647,7 @@ func (l *loader) decodeClass(v *yaml.Node, path string, c *Class) {
 	l.duration(f, "boot_timeout", &c.BootTimeout)
 	l.duration(f, "heartbeat_timeout", &c.HeartbeatTimeout)
 	l.number(f, "max_disk_used_percent", &c.MaxDiskUsedPercent)
+	l.number(f, "price_per_hour", &c.PricePerHour)
 	l.boolean(f, "spot", &c.Spot)
 	l.str(f, "fallback_class", &c.FallbackClass)
 	if hf, ok := l.mapping(f.vals["hooks"], keyPath(path, "hooks"), hookKeys); ok {
@@ -812,6 +813,9 @@ func (l *loader) checkClass(c *Class, p string) {
 	}
 	if dp := keyPath(p, "max_disk_used_percent"); l.given(dp) && !(c.MaxDiskUsedPercent >= 0 && c.MaxDiskUsedPercent <= 100) {
 		l.add(dp, nil, "must be from 0 to 100, got %v", c.MaxDiskUsedPercent)
+	}
+	if pp := keyPath(p, "price_per_hour"); l.given(pp) && !(c.PricePerHour >= 0 && c.PricePerHour < 1e9) {
+		l.add(pp, nil, "must be 0 or more, got %v", c.PricePerHour)
 	}
 
 	sp := keyPath(p, "schedules")

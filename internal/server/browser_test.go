@@ -183,6 +183,7 @@ deploy:
 		{"pipeline", fmt.Sprintf("/pipelines/%d", p.ID)},
 		{"runners", "/runners"},
 		{"status", "/status"},
+		{"analytics", "/analytics?days=1"},
 	} {
 		if err := chromedp.Do(ctx, chromedp.Navigate(e.url+page.path), chromedp.WaitVisible(chromedp.CSS(`main h1`))); err != nil {
 			t.Fatalf("open %s: %v", page.path, err)

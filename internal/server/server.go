@@ -60,6 +60,9 @@ type Config struct {
 	Metrics *Metrics
 	// Fleet is the fleet the server provisions, nil when it has none.
 	Fleet Fleet
+	// Prices are each runner class's price of an instance-hour, for the
+	// cost chart.
+	Prices map[string]float64
 	// QueueAlarm is how long a job may wait before the status page and
 	// the UI's banner call dispatch degraded (default DefaultQueueAlarm).
 	QueueAlarm time.Duration
@@ -166,9 +169,11 @@ func (s *Server) routes() {
 	s.mux.Handle("GET "+p+"/jobs/{id}/log/stream", user(s.streamLog))
 	s.mux.Handle("GET "+p+"/jobs/{id}/attempts/{n}/log", user(s.attemptLog))
 	s.mux.Handle("GET "+p+"/agents", user(s.listAgents))
+	s.mux.Handle("GET "+p+"/fleet/events", user(s.fleetEvents))
+	s.mux.Handle("GET "+p+"/analytics", user(s.allCharts))
+	s.mux.Handle("GET "+p+"/analytics/{chart}", user(s.chartData))
 	if s.cfg.Fleet != nil {
 		s.mux.Handle("GET "+p+"/fleet", user(s.fleetView))
-		s.mux.Handle("GET "+p+"/fleet/events", user(s.fleetEvents))
 	}
 
 	s.uiRoutes()

@@ -125,12 +125,13 @@ func (s *Server) runnersPage(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (s *Server) eventsPage(w http.ResponseWriter, r *http.Request) error {
+	ev, err := s.recentEvents(r.Context(), maxEvents)
+	if err != nil {
+		return err
+	}
 	p := web.EventsPage{Page: s.page(r, "Events", "events")}
-	if s.cfg.Fleet != nil {
-		ev := s.cfg.Fleet.Events()
-		for i := len(ev) - 1; i >= 0; i-- { // newest first
-			p.Events = append(p.Events, ev[i])
-		}
+	for i := len(ev) - 1; i >= 0; i-- { // newest first
+		p.Events = append(p.Events, ev[i])
 	}
 	return s.render(w, "events", p)
 }

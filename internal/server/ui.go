@@ -55,6 +55,8 @@ func (s *Server) uiRoutes() {
 	s.mux.Handle("GET /runners", ui(s.runnersPage))
 	s.mux.Handle("GET /events", ui(s.eventsPage))
 	s.mux.Handle("GET /status", ui(s.statusPage))
+	s.mux.Handle("GET /analytics", ui(s.analyticsPage))
+	s.mux.Handle("GET /analytics/{chart}", ui(s.chartData))
 	s.mux.Handle("GET /jobs/{id}", ui(s.jobPage))
 	s.mux.Handle("GET /jobs/{id}/raw", ui(s.jobRaw))
 	s.mux.Handle("GET /jobs/{id}/live", ui(s.jobLive))

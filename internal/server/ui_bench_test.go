@@ -116,3 +116,63 @@ func BenchmarkUIJobPage(b *testing.B) {
 	}
 	b.ReportMetric(float64(n), "page-bytes")
 }
+
+// BenchmarkAnalytics computes every chart over 30 days holding 100,000
+// finished jobs (and a fleet's events), aggregated on read: GET
+// /api/v1/analytics?days=30 and the analytics page.
+func BenchmarkAnalytics(b *testing.B) {
+	e := newEnv(b, 30*time.Second)
+	now := time.Now()
+	err := e.store.Update(e.ctx, func(tx store.Tx) error {
+		proj, err := tx.Projects().Ensure(e.ctx, "shop", now)
+		if err != nil {
+			return err
+		}
+		var p *store.Pipeline
+		names := []string{"build", "test", "lint", "deploy", "e2e", "docs", "package", "scan"}
+		for i := range 100_000 {
+			if i%20 == 0 {
+				p = &store.Pipeline{ProjectID: proj.ID, Status: store.PipelineSuccess, Source: "push", Ref: "main", CreatedAt: now}
+				if err := tx.Pipelines().Create(e.ctx, p); err != nil {
+					return err
+				}
+			}
+			pending := now.Add(-time.Duration(i) * 30 * 24 * time.Hour / 100_000)
+			status := store.JobSuccess
+			if i%9 == 0 {
+				status = store.JobFailed
+			}
+			j := &store.Job{PipelineID: p.ID, Name: names[i%len(names)], Stage: "test", Status: status, When: "on_success",
+				Attempts: 1, ExitCode: 0, CreatedAt: pending, PendingAt: pending,
+				StartedAt: pending.Add(time.Duration(i%40) * time.Second), FinishedAt: pending.Add(time.Duration(60+i%600) * time.Second)}
+			if err := tx.Jobs().Create(e.ctx, j); err != nil {
+				return err
+			}
+		}
+		for i := range 2_000 {
+			at := now.Add(-time.Duration(i) * 30 * 24 * time.Hour / 2_000)
+			inst := fmt.Sprintf("small-%d", i/2)
+			kind := "created"
+			if i%2 == 0 {
+				kind = "ready"
+			}
+			if err := tx.FleetEvents().Append(e.ctx, &store.FleetEvent{At: at, Class: "small", Instance: inst, Kind: kind}); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Run("api", func(b *testing.B) {
+		for range b.N {
+			fetchPage(b, e.url+api.Prefix+"/analytics?days=30", `"queue_time"`)
+		}
+	})
+	b.Run("page", func(b *testing.B) {
+		for range b.N {
+			fetchPage(b, e.url+"/analytics?days=30", `<svg class="chart"`)
+		}
+	})
+}

@@ -380,3 +380,90 @@ func getOK(t *testing.T, c *http.Client, base, path string) (int, string) {
 	}
 	return code, body
 }
+
+// TestUIAnalytics runs jobs and reads them back as charts: on the page as
+// SVG, and as CSV and JSON through the API and the page's links; fleet
+// events come from the store.
+func TestUIAnalytics(t *testing.T) {
+	e := newEnv(t, 30*time.Second)
+	if _, err := e.sched.Create(e.ctx, scheduler.NewPipeline{Project: "p", Source: "push", Ref: "main",
+		Plan: planOf(t, "a: {script: [x]}\nb: {script: [x]}\nc: {script: [x]}\n")}); err != nil {
+		t.Fatal(err)
+	}
+	for range 3 {
+		e.runJob("ok\n", true)
+	}
+	err := e.store.Update(e.ctx, func(tx store.Tx) error {
+		for _, ev := range []*store.FleetEvent{
+			{At: time.Now().Add(-time.Hour), Class: "small", Instance: "small-1", Kind: "created"},
+			{At: time.Now().Add(-time.Hour + 45*time.Second), Class: "small", Instance: "small-1", Kind: "ready"},
+		} {
+			if err := tx.FleetEvents().Append(e.ctx, ev); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := browser(t)
+	signIn(t, c, e)
+	_, page := getOK(t, c, e.url, "/analytics?days=1")
+	for _, want := range []string{`<section class="chart-box" id="queue_time">`, `id="outcomes"`, `id="provisioning"`, `<svg class="chart"`, `href="/analytics/outcomes.csv?days=1"`} {
+		if !strings.Contains(page, want) {
+			t.Errorf("the analytics page lacks %q", want)
+		}
+	}
+	_, csv := getOK(t, c, e.url, "/analytics/outcomes.csv?days=1")
+	lines := strings.Split(strings.TrimSpace(csv), "\n")
+	// 24 hours by hour, and the hour under way unless it just began.
+	if lines[0] != "bucket,success,failed,canceled" || len(lines) < 25 || len(lines) > 26 {
+		t.Fatalf("outcomes CSV for a day by hour: %d lines, header %q", len(lines), lines[0])
+	}
+	succeeded := 0
+	for _, l := range lines[1:] {
+		var n int
+		fmt.Sscanf(strings.Split(l, ",")[1], "%d", &n)
+		succeeded += n
+	}
+	if succeeded != 3 {
+		t.Errorf("the CSV counts %d successful jobs, want 3:\n%s", succeeded, csv)
+	}
+	var chart struct {
+		Name   string `json:"name"`
+		Series []struct {
+			Name   string     `json:"name"`
+			Values []*float64 `json:"values"`
+		} `json:"series"`
+	}
+	if _, err := e.client.Do(e.ctx, http.MethodGet, "/analytics/provisioning?days=1", apiToken, nil, &chart); err != nil {
+		t.Fatal(err)
+	}
+	found := false
+	for _, s := range chart.Series {
+		for _, v := range s.Values {
+			if s.Name == "small p50" && v != nil && *v == 45 {
+				found = true
+			}
+		}
+	}
+	if !found {
+		t.Errorf("the provisioning chart does not show small's 45 s: %+v", chart)
+	}
+	if code, _ := e.client.Do(e.ctx, http.MethodGet, "/analytics/nope", apiToken, nil, nil); code != http.StatusNotFound {
+		t.Errorf("an unknown chart: %d, want 404", code)
+	}
+	if code, _ := e.client.Do(e.ctx, http.MethodGet, "/analytics?days=5", apiToken, nil, nil); code != http.StatusBadRequest {
+		t.Errorf("days=5: %d, want 400", code)
+	}
+	var evs struct {
+		Events []struct{ Instance, Kind string } `json:"events"`
+	}
+	if _, err := e.client.Do(e.ctx, http.MethodGet, "/fleet/events", apiToken, nil, &evs); err != nil || len(evs.Events) != 2 || evs.Events[1].Kind != "ready" {
+		t.Errorf("GET /fleet/events: %+v (%v), want the two stored events, oldest first", evs, err)
+	}
+	if _, body := getOK(t, c, e.url, "/events"); !strings.Contains(body, "small-1") {
+		t.Errorf("the events page does not show the stored events")
+	}
+}

@@ -59,6 +59,7 @@ type Tx interface {
 	Agents() Agents
 	Logs() Logs
 	Artifacts() Artifacts
+	FleetEvents() FleetEvents
 }
 
 // Projects stores projects: every pipeline belongs to one.
@@ -134,6 +135,11 @@ type Jobs interface {
 	CountPipeline(ctx context.Context, pipelineID int64) (JobCounts, error)
 	// CountByStatus returns how many jobs are in each status.
 	CountByStatus(ctx context.Context) (map[JobStatus]int, error)
+	// ListFinished returns the timings of the jobs in a final status
+	// (success, failed, canceled, skipped) whose FinishedAt is at or after
+	// since (all of them when since is zero), ordered by FinishedAt, then
+	// ID, in one query.
+	ListFinished(ctx context.Context, since time.Time) ([]*JobTiming, error)
 
 	// CreateAttempt inserts a and sets a.ID. A job has one attempt per
 	// Number: a second one is ErrConflict, which is what makes Number a
@@ -216,6 +222,20 @@ type Artifacts interface {
 	// Referenced reports whether some artifacts record holds digest: an
 	// archive may be removed only once none does.
 	Referenced(ctx context.Context, digest string) (bool, error)
+}
+
+// FleetEvents stores the fleet's instance transitions, so that they
+// survive restarts and every server sharing the database sees the same.
+type FleetEvents interface {
+	// Append inserts e and sets e.ID.
+	Append(ctx context.Context, e *FleetEvent) error
+	// List returns the events at or after since (all when since is zero),
+	// oldest first (by At, then ID), at most limit of them (all when
+	// limit <= 0): when limited, the newest limit events of that range,
+	// still oldest first.
+	List(ctx context.Context, since time.Time, limit int) ([]*FleetEvent, error)
+	// DeleteBefore deletes the events before t and returns how many.
+	DeleteBefore(ctx context.Context, t time.Time) (int, error)
 }
 
 // Project is a home for pipelines: for now a name given at submission;
@@ -337,6 +357,21 @@ type Job struct {
 	PendingAt  time.Time
 	StartedAt  time.Time
 	FinishedAt time.Time
+}
+
+// JobTiming is what analytics need of a finished job.
+type JobTiming struct {
+	JobID, PipelineID int64
+	Name              string
+	Status            JobStatus
+	PendingAt         time.Time
+	StartedAt         time.Time
+	FinishedAt        time.Time
+	Attempts          int
+	// AgentLabels are the labels of the agent that ran the job's last
+	// attempt (empty, not nil, when that agent has none); nil when no
+	// attempt ran.
+	AgentLabels []string
 }
 
 // JobCounts counts a pipeline's jobs.
@@ -543,4 +578,19 @@ type Artifact struct {
 // Expired reports whether the artifacts have expired at now.
 func (a *Artifact) Expired(now time.Time) bool {
 	return !a.ExpireAt.IsZero() && !a.ExpireAt.After(now)
+}
+
+// FleetEvent is one transition of a fleet instance: created, ready,
+// draining, deleted, boot_failed, lost, interrupted, adopted.
+type FleetEvent struct {
+	ID int64
+	At time.Time
+	// Class is the instance's runner class; Instance its name.
+	Class    string
+	Instance string
+	// Kind is the transition: created, ready, draining, deleted,
+	// boot_failed, lost, interrupted or adopted.
+	Kind string
+	// Reason says why, when the kind does not.
+	Reason string
 }

@@ -10,8 +10,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hangar-ci/hangar/internal/analytics"
 	"github.com/hangar-ci/hangar/internal/api"
 	"github.com/hangar-ci/hangar/internal/fleet/autoscaler"
+	"github.com/hangar-ci/hangar/internal/store"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files of the pages")
@@ -120,6 +122,17 @@ func pages() map[string]struct {
 			{Name: "Dispatch", OK: false, Detail: "12 jobs waiting, the oldest for 14m 02s, more than 10m 00s"},
 			{Name: "Runner class gpu", OK: false, Detail: "instances fail to boot; creation is held back"},
 		}}},
+		"analytics": {"analytics", AnalyticsPage{Page: withTitle("Analytics"), Days: 7, Choices: []int{1, 7, 14},
+			Charts: analytics.Compute(analytics.Input{From: now.Add(-72 * time.Hour), To: now, Bucket: 24 * time.Hour,
+				Prices: map[string]float64{"small": 0.1},
+				Jobs: []*store.JobTiming{
+					{Name: "build", Status: "success", PendingAt: now.Add(-50 * time.Hour), StartedAt: now.Add(-50*time.Hour + 2*time.Second), FinishedAt: now.Add(-49 * time.Hour), Attempts: 1, AgentLabels: []string{"hangar-class:small"}},
+					{Name: "<b>test</b>", Status: "failed", PendingAt: now.Add(-20 * time.Hour), StartedAt: now.Add(-20*time.Hour + 300*time.Millisecond), FinishedAt: now.Add(-19 * time.Hour), Attempts: 1, AgentLabels: []string{"hangar-class:small"}},
+				},
+				Events: []*store.FleetEvent{
+					{At: now.Add(-60 * time.Hour), Class: "small", Instance: "small-1", Kind: "created"},
+					{At: now.Add(-60*time.Hour + 40*time.Second), Class: "small", Instance: "small-1", Kind: "ready"},
+				}})}},
 		"job-live": {"job", JobPage{Page: withTitle("unit tests"), Job: pipe.Jobs[2], Pipeline: pipe, Attempt: 1,
 			Rows:         NewLogRenderer().Write([]byte("\x1b[0Ksection_start:1700000000:tests\r\x1b[0KRunning tests\n=== RUN TestCart\n")),
 			OpenSections: 1, Live: true}},

@@ -19,6 +19,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/hangar-ci/hangar/internal/analytics"
 	"github.com/hangar-ci/hangar/internal/api"
 	"github.com/hangar-ci/hangar/internal/fleet/autoscaler"
 )
@@ -45,7 +46,7 @@ type Renderer struct {
 
 // pageNames are the templates with a page of their own; each is parsed
 // with layout.html.
-var pageNames = []string{"login", "pipelines", "pipeline", "job", "runners", "events", "status", "error"}
+var pageNames = []string{"login", "pipelines", "pipeline", "job", "runners", "events", "status", "analytics", "error"}
 
 // NewRenderer parses the embedded templates.
 func NewRenderer() (*Renderer, error) {
@@ -193,6 +194,15 @@ type EventsPage struct {
 	Events []autoscaler.Event
 }
 
+// AnalyticsPage shows the charts of the last Days days.
+type AnalyticsPage struct {
+	Page
+	Days int
+	// Choices are the ranges offered, in days.
+	Choices []int
+	Charts  []analytics.Chart
+}
+
 // StatusPage says whether each part users depend on is healthy.
 type StatusPage struct {
 	Page
@@ -231,6 +241,7 @@ var funcs = template.FuncMap{
 	"short":       short,
 	"jobActions":  jobActions,
 	"loghtml":     LogHTML,
+	"chartsvg":    ChartSVG,
 	"matcheshtml": MatchesHTML,
 	"percent":     percent,
 	"minus":       func(a, b int64) int64 { return a - b },

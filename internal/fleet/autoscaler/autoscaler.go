@@ -48,6 +48,8 @@ const (
 	breakerMax      = 10 * time.Minute
 	// maxEvents events are kept for the API.
 	maxEvents = 1000
+	// storeEventTimeout bounds the update that stores an event.
+	storeEventTimeout = 10 * time.Second
 	// unservedGrace is how long a job no class and no agent serves waits
 	// before it fails: time for an agent that restarts to register again.
 	unservedGrace = 5 * time.Second
@@ -385,7 +387,8 @@ func (a *Autoscaler) Reconcile(ctx context.Context) error {
 	return errors.Join(errs...)
 }
 
-// record keeps ev (at now when it has no time) for the API and logs it.
+// record keeps ev (at now when it has no time) for the API, appends it to
+// the store's fleet events and logs it.
 func (a *Autoscaler) record(ev Event) {
 	if ev.At.IsZero() {
 		ev.At = a.cfg.Now()
@@ -394,10 +397,25 @@ func (a *Autoscaler) record(ev Event) {
 		slog.String("instance", ev.Instance), slog.String("reason", ev.Reason))
 	a.metrics.events.WithLabelValues(ev.Class, ev.Kind).Inc()
 	a.mu.Lock()
-	defer a.mu.Unlock()
 	a.events = append(a.events, ev)
 	if len(a.events) > maxEvents {
 		a.events = slices.Delete(a.events, 0, len(a.events)-maxEvents)
+	}
+	a.mu.Unlock()
+	a.persist(ev) // not under mu: the store may make it wait
+}
+
+// persist appends ev to the store's fleet events, in an update of its own
+// bounded by storeEventTimeout. A failure is logged and otherwise
+// ignored: an event is not worth failing a pass for.
+func (a *Autoscaler) persist(ev Event) {
+	ctx, cancel := context.WithTimeout(context.Background(), storeEventTimeout)
+	defer cancel()
+	fe := &store.FleetEvent{At: ev.At, Class: ev.Class, Instance: ev.Instance, Kind: ev.Kind, Reason: ev.Reason}
+	err := a.cfg.Store.Update(ctx, func(tx store.Tx) error { return tx.FleetEvents().Append(ctx, fe) })
+	if err != nil {
+		a.log.LogAttrs(ctx, slog.LevelWarn, "fleet: store an instance event", slog.String("class", ev.Class),
+			slog.String("instance", ev.Instance), slog.String("kind", ev.Kind), slog.String("error", err.Error()))
 	}
 }
 

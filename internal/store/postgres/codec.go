@@ -2,6 +2,7 @@ package postgres
 
 import (
 	"encoding/json"
+	"math"
 	"time"
 )
 
@@ -74,4 +75,14 @@ type scannerRows interface {
 	Next() bool
 	Err() error
 	Close()
+}
+
+// sinceMicros encodes the lower bound of a range of times: micros of t,
+// and for the zero time the least value, so that the range holds every
+// time.
+func sinceMicros(t time.Time) int64 {
+	if t.IsZero() {
+		return math.MinInt64
+	}
+	return t.UnixMicro()
 }

@@ -3,6 +3,7 @@ package postgres
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -297,6 +298,72 @@ func (x jobs) CountByStatus(ctx context.Context) (map[store.JobStatus]int, error
 		return nil, fmt.Errorf("count jobs: %w", err)
 	}
 	return counts, nil
+}
+
+// finishedStatuses lists the final job statuses, for SQL.
+var finishedStatuses = fmt.Sprintf(`'%s', '%s', '%s', '%s'`,
+	store.JobSuccess, store.JobFailed, store.JobCanceled, store.JobSkipped)
+
+// listFinishedSQL is ListFinished's query: the jobs finished since $1 (from
+// jobs_finished_at when the range is narrow), each joined with its last
+// attempt, found by (job_id, number), and that attempt's agent.
+var listFinishedSQL = `SELECT j.id, j.pipeline_id, j.name, j.status, j.pending_at, j.started_at,
+		j.finished_at, j.attempts, g.labels
+	FROM jobs j
+	LEFT JOIN attempts t ON t.job_id = j.id AND t.number = j.attempts
+	LEFT JOIN agents g ON g.id = t.agent_id
+	WHERE j.finished_at >= $1 AND j.status IN (` + finishedStatuses + `)
+	ORDER BY j.finished_at, j.id`
+
+// ListFinished runs listFinishedSQL. Jobs run by one agent share its
+// labels' JSON text, which is decoded once; the records are allocated in
+// blocks.
+func (x jobs) ListFinished(ctx context.Context, since time.Time) ([]*store.JobTiming, error) {
+	rows, err := tx(x).query(ctx, listFinishedSQL, sinceMicros(since))
+	if err != nil {
+		return nil, fmt.Errorf("list jobs finished since %s: %w", since, err)
+	}
+	defer rows.Close()
+	var (
+		out    []*store.JobTiming
+		slab   []store.JobTiming       // allocated 256 at a time
+		labels = map[string][]string{} // decoded, by JSON text
+		// Scanned into, declared once: Scan's arguments escape.
+		status                     string
+		pending, started, finished int64
+		text                       *string
+	)
+	for rows.Next() {
+		if len(slab) == 0 {
+			slab = make([]store.JobTiming, 256)
+		}
+		jt := &slab[0]
+		slab = slab[1:]
+		if err := rows.Scan(&jt.JobID, &jt.PipelineID, &jt.Name, &status, &pending, &started, &finished,
+			&jt.Attempts, &text); err != nil {
+			return nil, fmt.Errorf("list jobs finished since %s: %w", since, err)
+		}
+		jt.Status = store.JobStatus(status)
+		jt.PendingAt, jt.StartedAt, jt.FinishedAt = fromMicros(pending), fromMicros(started), fromMicros(finished)
+		if text != nil {
+			ls, ok := labels[*text]
+			if !ok {
+				if err := fromJSON(*text, &ls); err != nil {
+					return nil, fmt.Errorf("list jobs finished since %s: decode the labels of job %d's agent: %w", since, jt.JobID, err)
+				}
+				if ls == nil {
+					ls = []string{} // an attempt ran: not nil
+				}
+				labels[*text] = ls
+			}
+			jt.AgentLabels = slices.Clone(ls)
+		}
+		out = append(out, jt)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("list jobs finished since %s: %w", since, err)
+	}
+	return out, nil
 }
 
 const attemptCols = `id, job_id, number, agent_id, token_hash, status, lease_expires_at, cancel_requested,

@@ -157,12 +157,13 @@ type tx struct {
 	q querier
 }
 
-func (t tx) Projects() store.Projects   { return projects(t) }
-func (t tx) Pipelines() store.Pipelines { return pipelines(t) }
-func (t tx) Jobs() store.Jobs           { return jobs(t) }
-func (t tx) Agents() store.Agents       { return agents(t) }
-func (t tx) Logs() store.Logs           { return logs(t) }
-func (t tx) Artifacts() store.Artifacts { return artifacts(t) }
+func (t tx) Projects() store.Projects       { return projects(t) }
+func (t tx) Pipelines() store.Pipelines     { return pipelines(t) }
+func (t tx) Jobs() store.Jobs               { return jobs(t) }
+func (t tx) Agents() store.Agents           { return agents(t) }
+func (t tx) Logs() store.Logs               { return logs(t) }
+func (t tx) Artifacts() store.Artifacts     { return artifacts(t) }
+func (t tx) FleetEvents() store.FleetEvents { return fleetEvents(t) }
 
 func (t tx) query(ctx context.Context, query string, args ...any) (pgx.Rows, error) {
 	return t.q.Query(ctx, query, args...)

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/hangar-ci/hangar/internal/store"
+	"github.com/hangar-ci/hangar/internal/store/storetest"
 )
 
 // BenchmarkLogAppend measures one Update appending 100 bytes to a log.
@@ -132,4 +133,17 @@ func benchJobs(b *testing.B, s store.Store, n int, withAttempts bool) []int64 {
 		b.Fatal(err)
 	}
 	return attempts
+}
+
+// BenchmarkListFinished measures Jobs.ListFinished, what the analytics
+// read, over 100,000 jobs finished in its 30-day window (window-30d) and
+// over every finished job (all: 110,000), among 120,000 jobs.
+func BenchmarkListFinished(b *testing.B) {
+	s, _ := openTemp(b)
+	defer s.Close()
+	start := time.Now()
+	seed := storetest.SeedFinished(b, s, 100_000, time.Date(2025, 3, 14, 0, 0, 0, 0, time.UTC))
+	b.Logf("seeded %d finished jobs in %v", seed.Finished, time.Since(start).Round(time.Millisecond))
+	b.Run("window-30d", func(b *testing.B) { storetest.BenchListFinished(b, s, seed.Since, seed.InWindow) })
+	b.Run("all", func(b *testing.B) { storetest.BenchListFinished(b, s, time.Time{}, seed.Finished) })
 }

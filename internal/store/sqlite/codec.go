@@ -2,6 +2,7 @@ package sqlite
 
 import (
 	"encoding/json"
+	"math"
 	"time"
 )
 
@@ -57,4 +58,14 @@ func nonNil(b []byte) []byte {
 		return []byte{}
 	}
 	return b
+}
+
+// sinceMicros encodes the lower bound of a range of times: micros of t,
+// and for the zero time the least value, so that the range holds every
+// time.
+func sinceMicros(t time.Time) int64 {
+	if t.IsZero() {
+		return math.MinInt64
+	}
+	return t.UnixMicro()
 }

@@ -163,3 +163,68 @@ func TestMigrateImageSpec(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestMigrateFleetEvents: a database at version 5, with a finished job,
+// takes migration 6: the job is listed by ListFinished, and fleet events
+// can be stored.
+func TestMigrateFleetEvents(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "m.db")
+	all, err := loadMigrations(migrationFiles, "migrations")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := open(ctx, path, all[:5], options{})
+	if err != nil {
+		t.Fatalf("open at version 5: %v", err)
+	}
+	finished := time.Date(2025, 3, 14, 15, 9, 26, 0, time.UTC)
+	var job store.Job
+	err = s.Update(ctx, func(tx store.Tx) error {
+		p, err := tx.Projects().Ensure(ctx, "p", finished)
+		if err != nil {
+			return err
+		}
+		pl := &store.Pipeline{ProjectID: p.ID, Status: store.PipelineSuccess, Source: "api", Ref: "main"}
+		if err := tx.Pipelines().Create(ctx, pl); err != nil {
+			return err
+		}
+		job = store.Job{PipelineID: pl.ID, Name: "build", Stage: "test", Status: store.JobSuccess, When: "on_success",
+			FinishedAt: finished}
+		return tx.Jobs().Create(ctx, &job)
+	})
+	s.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	s, err = open(ctx, path, all, options{})
+	if err != nil {
+		t.Fatalf("open with every migration: %v", err)
+	}
+	defer s.Close()
+	ev := &store.FleetEvent{At: finished, Class: "small", Instance: "small-1", Kind: "created"}
+	if err := s.Update(ctx, func(tx store.Tx) error { return tx.FleetEvents().Append(ctx, ev) }); err != nil {
+		t.Fatalf("append a fleet event after migrating: %v", err)
+	}
+	err = s.Read(ctx, func(tx store.Tx) error {
+		jts, err := tx.Jobs().ListFinished(ctx, finished)
+		if err != nil {
+			return err
+		}
+		if len(jts) != 1 || jts[0].JobID != job.ID || jts[0].AgentLabels != nil {
+			t.Errorf("ListFinished after migrating: %v, want job %d, no agent", jts, job.ID)
+		}
+		es, err := tx.FleetEvents().List(ctx, time.Time{}, 0)
+		if err != nil {
+			return err
+		}
+		if len(es) != 1 || es[0].ID != ev.ID {
+			t.Errorf("fleet events after migrating: %v, want %v", es, ev)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}

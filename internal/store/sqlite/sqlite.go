@@ -395,12 +395,13 @@ func (t tx) stmtCtx(ctx context.Context) context.Context {
 	return ctx
 }
 
-func (t tx) Projects() store.Projects   { return projects(t) }
-func (t tx) Pipelines() store.Pipelines { return pipelines(t) }
-func (t tx) Jobs() store.Jobs           { return jobs(t) }
-func (t tx) Agents() store.Agents       { return agents(t) }
-func (t tx) Logs() store.Logs           { return logs(t) }
-func (t tx) Artifacts() store.Artifacts { return artifacts(t) }
+func (t tx) Projects() store.Projects       { return projects(t) }
+func (t tx) Pipelines() store.Pipelines     { return pipelines(t) }
+func (t tx) Jobs() store.Jobs               { return jobs(t) }
+func (t tx) Agents() store.Agents           { return agents(t) }
+func (t tx) Logs() store.Logs               { return logs(t) }
+func (t tx) Artifacts() store.Artifacts     { return artifacts(t) }
+func (t tx) FleetEvents() store.FleetEvents { return fleetEvents(t) }
 
 func (t tx) query(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
 	ctx = t.stmtCtx(ctx)

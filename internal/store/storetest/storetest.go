@@ -44,6 +44,8 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 	t.Run("Agents", func(t *testing.T) { testAgents(t, opener) })
 	t.Run("Logs", func(t *testing.T) { testLogs(t, opener) })
 	t.Run("Artifacts", func(t *testing.T) { testArtifacts(t, opener) })
+	t.Run("JobTimings", func(t *testing.T) { testJobTimings(t, opener) })
+	t.Run("FleetEvents", func(t *testing.T) { testFleetEvents(t, opener) })
 	t.Run("Transactions", func(t *testing.T) { testTransactions(t, opener) })
 	t.Run("Concurrency", func(t *testing.T) { testConcurrency(t, opener) })
 }
