@@ -13,7 +13,7 @@ import (
 // The charts' geometry, in pixels.
 const (
 	chartW, chartH                 = 640, 220
-	padLeft, padRight, padTop, pad = 56, 12, 12, 28
+	padLeft, padRight, padTop, pad = 56, 40, 12, 28
 	legendRow                      = 18
 	maxSeriesColors                = 8
 )
