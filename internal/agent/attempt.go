@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -40,6 +41,26 @@ type attempt struct {
 	mu     sync.Mutex
 	reason stopReason
 	cancel context.CancelFunc
+	// steps are the timings of the steps run so far.
+	steps []api.StepTiming
+}
+
+// step times one step of the attempt: call the function it returns when
+// the step ends.
+func (at *attempt) step(name string) (end func()) {
+	start := time.Now()
+	return func() {
+		at.mu.Lock()
+		at.steps = append(at.steps, api.StepTiming{Name: name, Seconds: time.Since(start).Seconds()})
+		at.mu.Unlock()
+	}
+}
+
+// stepTimings returns the steps timed so far.
+func (at *attempt) stepTimings() []api.StepTiming {
+	at.mu.Lock()
+	defer at.mu.Unlock()
+	return slices.Clone(at.steps)
 }
 
 // stop ends the attempt's steps; the first reason given wins.
@@ -140,6 +161,7 @@ func (a *Agent) runAttempt(work context.Context, as *api.Assignment) {
 		return
 	}
 	result.LogOffset, result.Log = stream.Tail()
+	result.Steps = at.stepTimings()
 	call, body := "/complete", any(result)
 	if reason == stopHandBack {
 		call, body = "/release", nil
@@ -185,7 +207,9 @@ func (a *Agent) execute(ctx context.Context, at *attempt, out io.Writer) api.Com
 	dir := filepath.Join(a.cfg.WorkDir, "builds", fmt.Sprint(as.AttemptID))
 	defer os.RemoveAll(dir)
 	canceled := api.CompleteRequest{Status: string(store.AttemptCanceled), ExitCode: -1}
+	end := at.step("get_sources")
 	archive, err := a.fetchSource(ctx, as, dir)
+	end()
 	if err != nil {
 		if ctx.Err() != nil {
 			return canceled
@@ -195,8 +219,13 @@ func (a *Agent) execute(ctx context.Context, at *attempt, out io.Writer) api.Com
 	// GitLab Runner's order: caches first, so that the artifacts of this
 	// pipeline win over what a cache holds.
 	files := &jobFiles{a: a, at: at, dir: dir, archive: archive, out: out}
+	end = at.step("restore_cache")
 	files.restoreCaches(ctx)
-	if err := files.downloadDependencies(ctx); err != nil {
+	end()
+	end = at.step("download_artifacts")
+	err = files.downloadDependencies(ctx)
+	end()
+	if err != nil {
 		if ctx.Err() != nil {
 			return canceled
 		}
@@ -212,6 +241,7 @@ func (a *Agent) execute(ctx context.Context, at *attempt, out io.Writer) api.Com
 	for _, v := range as.Variables {
 		vars = append(vars, store.Variable{Name: v.Name, Value: v.Value, Masked: v.Masked})
 	}
+	end = at.step("prepare_executor")
 	sess, err := a.cfg.Executor.Prepare(ctx, &executor.Job{
 		Dir: dir, Variables: vars, Image: as.Image, Services: as.Services, Log: out,
 		Labels: a.labels(map[string]string{
@@ -219,6 +249,7 @@ func (a *Agent) execute(ctx context.Context, at *attempt, out io.Writer) api.Com
 			"hangar.pipeline": fmt.Sprint(as.PipelineID),
 		}),
 	})
+	end()
 	if err != nil {
 		if ctx.Err() != nil {
 			return canceled
@@ -229,14 +260,18 @@ func (a *Agent) execute(ctx context.Context, at *attempt, out io.Writer) api.Com
 
 	timeout := time.Duration(as.TimeoutSeconds * float64(time.Second))
 	lines := append(append([]string{}, as.BeforeScript...), as.Script...)
+	end = at.step("script")
 	res, err := sess.Run(ctx, executor.Step{Name: "script", Lines: lines, Timeout: timeout}, out)
+	end()
 	if err != nil && ctx.Err() == nil {
 		return systemFailure("run script: %v", err)
 	}
 	if len(as.AfterScript) > 0 && at.stopReason() != stopAbandon && at.stopReason() != stopHandBack {
 		fmt.Fprintf(out, "\x1b[32;1mRunning after_script\x1b[0;m\n")
 		actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), DefaultAfterScriptTime)
+		end := at.step("after_script")
 		ares, err := sess.Run(actx, executor.Step{Name: "after_script", Lines: as.AfterScript, Timeout: DefaultAfterScriptTime}, out)
+		end()
 		cancel()
 		switch {
 		case err != nil:
@@ -247,8 +282,12 @@ func (a *Agent) execute(ctx context.Context, at *attempt, out io.Writer) api.Com
 	}
 	if ctx.Err() == nil {
 		succeeded := res.ExitCode == 0 && !res.TimedOut
+		end := at.step("save_cache")
 		files.saveCaches(ctx, succeeded)
+		end()
+		end = at.step("upload_artifacts")
 		err := files.uploadArtifacts(ctx, succeeded)
+		end()
 		var artErr *artifactsError
 		switch {
 		case err != nil && !succeeded:

@@ -79,6 +79,7 @@ func Compute(in Input) Charts {
 		poolHits(in, b),
 		outcomes(in, b),
 		durations(in, b),
+		steps(in, b),
 		provisioning(in, b),
 		instances(in, b),
 		cost(in, b),
@@ -283,6 +284,78 @@ func durations(in Input, b buckets) Chart {
 		c.Series = append(c.Series, Series{Name: k, Values: per(s[k], func(v []float64) float64 { return percentile(v, 50) })})
 	}
 	return c
+}
+
+func steps(in Input, b buckets) Chart {
+	s := samples{}
+	for _, j := range in.Jobs {
+		for _, st := range j.Steps {
+			s.add(b, st.Name, b.index(j.FinishedAt), st.Seconds)
+		}
+	}
+	c := Chart{Name: "steps", Title: "Step duration, p95, by step (from the agents' reports)", Unit: "s", Buckets: b.starts()}
+	for _, k := range stepOrder(s.keys()) {
+		c.Series = append(c.Series, Series{Name: k, Values: per(s[k], func(v []float64) float64 { return percentile(v, 95) })})
+	}
+	return c
+}
+
+// knownSteps are the steps an agent reports, in the order they run.
+var knownSteps = []string{"get_sources", "restore_cache", "download_artifacts", "prepare_executor", "script", "after_script", "save_cache", "upload_artifacts"}
+
+// stepOrder sorts step names in the order they run, unknown ones last.
+func stepOrder(names []string) []string {
+	rank := func(n string) int {
+		if i := slices.Index(knownSteps, n); i >= 0 {
+			return i
+		}
+		return len(knownSteps)
+	}
+	sort.SliceStable(names, func(x, y int) bool { return rank(names[x]) < rank(names[y]) })
+	return names
+}
+
+// StepStat is how long one step of one job takes over a range.
+type StepStat struct {
+	Job  string  `json:"job"`
+	Step string  `json:"step"`
+	Runs int     `json:"runs"`
+	P50  float64 `json:"p50_seconds"`
+	P95  float64 `json:"p95_seconds"`
+	// Total is the time the step took over all its runs.
+	Total float64 `json:"total_seconds"`
+}
+
+// SlowestSteps returns the steps of jobs that took the most time in all
+// over the jobs of in (at most n), slowest first.
+func SlowestSteps(in Input, n int) []StepStat {
+	type key struct{ job, step string }
+	vals := map[key][]float64{}
+	for _, j := range in.Jobs {
+		for _, st := range j.Steps {
+			k := key{j.Name, st.Name}
+			vals[k] = append(vals[k], st.Seconds)
+		}
+	}
+	out := make([]StepStat, 0, len(vals))
+	for k, vs := range vals {
+		total := 0.0
+		for _, v := range vs {
+			total += v
+		}
+		out = append(out, StepStat{Job: k.job, Step: k.step, Runs: len(vs), P50: round(percentile(vs, 50)),
+			P95: round(percentile(vs, 95)), Total: round(total)})
+	}
+	sort.Slice(out, func(x, y int) bool {
+		if out[x].Total != out[y].Total {
+			return out[x].Total > out[y].Total
+		}
+		return out[x].Job+"\x00"+out[x].Step < out[y].Job+"\x00"+out[y].Step
+	})
+	if len(out) > n {
+		out = out[:n]
+	}
+	return out
 }
 
 // lifetime is an instance's life as its events tell it.

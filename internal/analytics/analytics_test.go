@@ -202,3 +202,43 @@ func BenchmarkCompute100k(b *testing.B) {
 		Compute(in)
 	}
 }
+
+func TestSteps(t *testing.T) {
+	in := input()
+	in.Jobs = nil
+	for i, secs := range []float64{10, 20, 30, 40} {
+		j := job("build", "small", store.JobSuccess, at(0, 9+i, 0), time.Second, time.Minute)
+		j.Steps = []store.StepTiming{{Name: "script", Seconds: secs}, {Name: "get_sources", Seconds: 1}, {Name: "upload_artifacts", Seconds: 2}}
+		in.Jobs = append(in.Jobs, j)
+	}
+	lint := job("lint", "small", store.JobSuccess, at(1, 9, 0), time.Second, time.Minute)
+	lint.Steps = []store.StepTiming{{Name: "script", Seconds: 200}}
+	in.Jobs = append(in.Jobs, lint)
+
+	c, _ := Compute(in).Get("steps")
+	var names []string
+	for _, s := range c.Series {
+		names = append(names, s.Name)
+	}
+	if got := strings.Join(names, ","); got != "get_sources,script,upload_artifacts" {
+		t.Errorf("steps chart series %s, want them in the order steps run", got)
+	}
+	if got := values(t, c, "script"); got[0] != 40 || got[1] != 200 {
+		t.Errorf("script p95 by day: %v, want [40 200]", got)
+	}
+	slow := SlowestSteps(in, 2)
+	want := []StepStat{
+		{Job: "lint", Step: "script", Runs: 1, P50: 200, P95: 200, Total: 200},
+		{Job: "build", Step: "script", Runs: 4, P50: 20, P95: 40, Total: 100},
+	}
+	if len(slow) != 2 || slow[0] != want[0] || slow[1] != want[1] {
+		t.Errorf("SlowestSteps: %+v, want %+v", slow, want)
+	}
+	var csv bytes.Buffer
+	if err := WriteStepsCSV(&csv, slow); err != nil {
+		t.Fatal(err)
+	}
+	if got := csv.String(); got != "job,step,runs,p50_seconds,p95_seconds,total_seconds\nlint,script,1,200,200,200\nbuild,script,4,20,40,100\n" {
+		t.Errorf("steps CSV:\n%s", got)
+	}
+}

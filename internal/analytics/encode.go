@@ -49,6 +49,22 @@ func (s *Series) UnmarshalJSON(b []byte) error {
 // readable.
 func round(v float64) float64 { return math.Round(v*1e4) / 1e4 }
 
+// WriteStepsCSV writes step statistics as CSV: job, step, runs, p50,
+// p95 and total seconds.
+func WriteStepsCSV(w io.Writer, stats []StepStat) error {
+	cw := csv.NewWriter(w)
+	cw.Write([]string{"job", "step", "runs", "p50_seconds", "p95_seconds", "total_seconds"})
+	for _, s := range stats {
+		f := func(v float64) string { return strconv.FormatFloat(v, 'f', -1, 64) }
+		cw.Write([]string{s.Job, s.Step, strconv.Itoa(s.Runs), f(s.P50), f(s.P95), f(s.Total)})
+	}
+	cw.Flush()
+	if err := cw.Error(); err != nil {
+		return fmt.Errorf("write steps as CSV: %w", err)
+	}
+	return nil
+}
+
 // WriteCSV writes the chart as CSV: a header, then a row per bucket with
 // its start (RFC 3339, UTC) and a column per series; a bucket without
 // data is an empty cell.

@@ -169,7 +169,18 @@ type CompleteRequest struct {
 	// job a separate append.
 	LogOffset int64  `json:"log_offset,omitempty"`
 	Log       []byte `json:"log,omitempty"`
+	// Steps are how long each step of the attempt took, in the order they
+	// ran (at most MaxSteps): get_sources, restore_cache,
+	// download_artifacts, prepare_executor, script, after_script,
+	// save_cache, upload_artifacts. The analytics chart the slowest.
+	Steps []StepTiming `json:"steps,omitempty"`
 }
+
+// StepTiming is how long one step of an attempt took.
+type StepTiming = store.StepTiming
+
+// MaxSteps bounds the steps a completion reports.
+const MaxSteps = 32
 
 // SourceResponse answers a source upload.
 type SourceResponse struct {
@@ -267,6 +278,9 @@ type Attempt struct {
 	StartedAt     time.Time  `json:"started_at"`
 	FinishedAt    *time.Time `json:"finished_at,omitempty"`
 	LogSize       int64      `json:"log_size"`
+	// Steps are how long each step took, as the agent reported them at
+	// the end.
+	Steps []StepTiming `json:"steps,omitempty"`
 }
 
 // Agent is a registered agent.

@@ -212,6 +212,8 @@ type Outcome struct {
 	// in the same transaction, as AppendLog would.
 	LogOffset int64
 	Log       []byte
+	// Steps are the attempt's step timings, kept with it.
+	Steps []store.StepTiming
 }
 
 // Complete records how an attempt ended and moves the pipeline on: the
@@ -238,7 +240,7 @@ func (s *Scheduler) Complete(ctx context.Context, attemptID int64, token string,
 				return err
 			}
 		}
-		at.Status, at.ExitCode, at.FinishedAt = o.Status, o.ExitCode, now
+		at.Status, at.ExitCode, at.FinishedAt, at.Steps = o.Status, o.ExitCode, now, o.Steps
 		if o.Status == store.AttemptFailed {
 			at.FailureReason = o.FailureReason
 			if at.FailureReason == "" {

@@ -187,9 +187,17 @@ func (s *Server) complete(w http.ResponseWriter, r *http.Request) error {
 	if len(req.Log) > api.MaxCompleteLog || req.LogOffset < 0 {
 		return badRequest("complete: the log tail must be at most %d bytes at a byte offset", api.MaxCompleteLog)
 	}
+	if len(req.Steps) > api.MaxSteps {
+		return badRequest("complete: %d steps, at most %d", len(req.Steps), api.MaxSteps)
+	}
+	for _, st := range req.Steps {
+		if st.Name == "" || len(st.Name) > 64 || !(st.Seconds >= 0 && st.Seconds < 1e8) {
+			return badRequest("complete: step %q took %v s: want a name of 1 to 64 bytes and 0 or more seconds", st.Name, st.Seconds)
+		}
+	}
 	err = s.sched.Complete(r.Context(), id, bearer(r), scheduler.Outcome{
 		Status: store.AttemptStatus(req.Status), ExitCode: req.ExitCode, FailureReason: req.FailureReason,
-		LogOffset: req.LogOffset, Log: req.Log})
+		LogOffset: req.LogOffset, Log: req.Log, Steps: req.Steps})
 	if errors.Is(err, scheduler.ErrState) {
 		return badRequest("%v", err)
 	}

@@ -39,9 +39,12 @@ func analyticsDays(r *http.Request) (int, error) {
 	return 0, badRequest("days=%q: want one of %v", v, analyticsRanges)
 }
 
-// charts computes the charts of the last days days: by hour for a day, by
-// day otherwise, in UTC.
-func (s *Server) charts(ctx context.Context, days int) (analytics.Charts, error) {
+// slowestSteps is how many steps the slowest-steps table lists.
+const slowestSteps = 15
+
+// analyticsInput reads what the charts of the last days days are
+// computed from: by hour for a day, by day otherwise, in UTC.
+func (s *Server) analyticsInput(ctx context.Context, days int) (analytics.Input, error) {
 	bucket := 24 * time.Hour
 	if days <= 1 {
 		bucket = time.Hour
@@ -61,7 +64,16 @@ func (s *Server) charts(ctx context.Context, days int) (analytics.Charts, error)
 		return err
 	})
 	if err != nil {
-		return nil, fmt.Errorf("read analytics: %w", err)
+		return in, fmt.Errorf("read analytics: %w", err)
+	}
+	return in, nil
+}
+
+// charts computes the charts of the last days days.
+func (s *Server) charts(ctx context.Context, days int) (analytics.Charts, error) {
+	in, err := s.analyticsInput(ctx, days)
+	if err != nil {
+		return nil, err
 	}
 	return analytics.Compute(in), nil
 }
@@ -71,13 +83,14 @@ func (s *Server) analyticsPage(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	cs, err := s.charts(r.Context(), days)
+	in, err := s.analyticsInput(r.Context(), days)
 	if err != nil {
 		return err
 	}
 	choices := append([]int(nil), analyticsRanges...)
 	slices.Sort(choices)
-	return s.render(w, "analytics", web.AnalyticsPage{Page: s.page(r, "Analytics", "analytics"), Days: days, Choices: choices, Charts: cs})
+	return s.render(w, "analytics", web.AnalyticsPage{Page: s.page(r, "Analytics", "analytics"), Days: days, Choices: choices,
+		Charts: analytics.Compute(in), SlowestSteps: analytics.SlowestSteps(in, slowestSteps)})
 }
 
 // chartData answers one chart's numbers: GET /analytics/{chart} (API,
@@ -90,6 +103,9 @@ func (s *Server) chartData(w http.ResponseWriter, r *http.Request) error {
 	days, err := analyticsDays(r)
 	if err != nil {
 		return err
+	}
+	if name == "slowest_steps" {
+		return s.slowestSteps(r.Context(), w, days, format)
 	}
 	cs, err := s.charts(r.Context(), days)
 	if err != nil {
@@ -126,4 +142,25 @@ func (s *Server) allCharts(w http.ResponseWriter, r *http.Request) error {
 		Charts analytics.Charts `json:"charts"`
 	}{days, cs})
 	return nil
+}
+
+// slowestSteps answers the slowest-steps table as JSON or CSV.
+func (s *Server) slowestSteps(ctx context.Context, w http.ResponseWriter, days int, format string) error {
+	in, err := s.analyticsInput(ctx, days)
+	if err != nil {
+		return err
+	}
+	stats := analytics.SlowestSteps(in, slowestSteps)
+	switch format {
+	case "", "json":
+		writeJSON(w, http.StatusOK, struct {
+			Steps []analytics.StepStat `json:"steps"`
+		}{stats})
+		return nil
+	case "csv":
+		w.Header().Set("Content-Type", "text/csv; charset=utf-8")
+		w.Header().Set("Content-Disposition", fmt.Sprintf(`attachment; filename="slowest_steps-%dd.csv"`, days))
+		return analytics.WriteStepsCSV(w, stats)
+	}
+	return badRequest("format=%q: want csv or json", format)
 }

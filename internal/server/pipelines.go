@@ -333,7 +333,8 @@ func jobView(j *store.Job, attempts []*store.Attempt, sizes map[int64]int64) api
 	}
 	for _, a := range attempts {
 		av := api.Attempt{ID: a.ID, Number: a.Number, AgentID: a.AgentID, Status: string(a.Status),
-			FailureReason: a.FailureReason, StartedAt: a.StartedAt, FinishedAt: optTime(a.FinishedAt), LogSize: sizes[a.ID]}
+			FailureReason: a.FailureReason, StartedAt: a.StartedAt, FinishedAt: optTime(a.FinishedAt), LogSize: sizes[a.ID],
+			Steps: a.Steps}
 		if a.ExitCode >= 0 {
 			code := a.ExitCode
 			av.ExitCode = &code

@@ -467,3 +467,32 @@ func TestUIAnalytics(t *testing.T) {
 		t.Errorf("the events page does not show the stored events")
 	}
 }
+
+// TestAgentReportsSteps runs a job on a real agent: its attempt carries
+// the timings of its steps, in the order they ran, and the job page shows
+// them.
+func TestAgentReportsSteps(t *testing.T) {
+	e := newEnv(t, 30*time.Second)
+	e.startAgent("stepper", nil)
+	p := e.wait(e.submit(map[string]string{".gitlab-ci.yml": "job:\n  script: [sleep 0.2]\n  after_script: [echo done]\n"}).ID, time.Minute)
+	at := p.Jobs[0].Attempts[0]
+	var names []string
+	script := 0.0
+	for _, s := range at.Steps {
+		names = append(names, s.Name)
+		if s.Name == "script" {
+			script = s.Seconds
+		}
+	}
+	if got := strings.Join(names, ","); got != "get_sources,restore_cache,download_artifacts,prepare_executor,script,after_script,save_cache,upload_artifacts" {
+		t.Errorf("steps %s", got)
+	}
+	if script < 0.2 || script > 30 {
+		t.Errorf("the script step took %v s; it sleeps 0.2 s", script)
+	}
+	c := browser(t)
+	signIn(t, c, e)
+	if _, page := getOK(t, c, e.url, fmt.Sprintf("/jobs/%d", p.Jobs[0].ID)); !strings.Contains(page, "<code>after_script</code>") {
+		t.Errorf("the job page does not show the steps")
+	}
+}

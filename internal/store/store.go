@@ -152,7 +152,8 @@ type Jobs interface {
 	// jobs, by job ID and then Number.
 	ListAttemptsOfPipeline(ctx context.Context, pipelineID int64) ([]*Attempt, error)
 	// UpdateAttempt writes a's mutable fields: Status, LeaseExpiresAt,
-	// StartedAt, FinishedAt, ExitCode, FailureReason, CancelRequested.
+	// StartedAt, FinishedAt, ExitCode, FailureReason, CancelRequested,
+	// Steps.
 	UpdateAttempt(ctx context.Context, a *Attempt) error
 	// ExpiredAttempts returns running attempts whose lease ended before now.
 	ExpiredAttempts(ctx context.Context, now time.Time) ([]*Attempt, error)
@@ -372,6 +373,10 @@ type JobTiming struct {
 	// attempt (empty, not nil, when that agent has none); nil when no
 	// attempt ran.
 	AgentLabels []string
+	// Steps are the steps of the job's last attempt (the one AgentLabels
+	// come from), in the order they ran; nil when no attempt ran or it
+	// reported none.
+	Steps []StepTiming
 }
 
 // JobCounts counts a pipeline's jobs.
@@ -516,6 +521,18 @@ type Attempt struct {
 	CreatedAt       time.Time
 	StartedAt       time.Time
 	FinishedAt      time.Time
+	// Steps are the steps the agent reported when the attempt completed,
+	// in the order they ran; nil before. Stores keep an empty list as
+	// none: it reads back nil.
+	Steps []StepTiming
+}
+
+// StepTiming is how long one step of an attempt took: get_sources,
+// restore_cache, download_artifacts, prepare_executor, script,
+// after_script, save_cache, upload_artifacts.
+type StepTiming struct {
+	Name    string  `json:"name"`
+	Seconds float64 `json:"seconds"`
 }
 
 // AgentStatus is where an agent is in its life.

@@ -41,7 +41,8 @@ func fixturePipeline() api.Pipeline {
 				StartedAt: at(-3 * time.Minute), FinishedAt: at(-2 * time.Minute), ExitCode: exit(2),
 				Attempts: []api.Attempt{
 					{ID: 21, Number: 1, Status: "lost", FailureReason: "runner_lost", StartedAt: now.Add(-3 * time.Minute), FinishedAt: at(-150 * time.Second)},
-					{ID: 22, Number: 2, Status: "failed", ExitCode: exit(2), StartedAt: now.Add(-150 * time.Second), FinishedAt: at(-2 * time.Minute), LogSize: 300},
+					{ID: 22, Number: 2, Status: "failed", ExitCode: exit(2), StartedAt: now.Add(-150 * time.Second), FinishedAt: at(-2 * time.Minute), LogSize: 300,
+						Steps: []api.StepTiming{{Name: "get_sources", Seconds: 0.4}, {Name: "script", Seconds: 27.5}, {Name: "upload_artifacts", Seconds: 1.25}}},
 				}},
 			{ID: 3, PipelineID: 42, Name: "unit tests", Stage: "test", Status: "running", Needs: []string{"lint"}, StartedAt: at(-90 * time.Second),
 				Attempts: []api.Attempt{{ID: 31, Number: 1, Status: "running", StartedAt: now.Add(-90 * time.Second), LogSize: 80}}},

@@ -201,6 +201,8 @@ type AnalyticsPage struct {
 	// Choices are the ranges offered, in days.
 	Choices []int
 	Charts  []analytics.Chart
+	// SlowestSteps are the steps of jobs that took the most time.
+	SlowestSteps []analytics.StepStat
 }
 
 // StatusPage says whether each part users depend on is healthy.
@@ -242,6 +244,8 @@ var funcs = template.FuncMap{
 	"jobActions":  jobActions,
 	"loghtml":     LogHTML,
 	"chartsvg":    ChartSVG,
+	"sub":         func(a, b int) int { return a - b },
+	"seconds":     func(s float64) string { return Duration(time.Duration(s * float64(time.Second))) },
 	"matcheshtml": MatchesHTML,
 	"percent":     percent,
 	"minus":       func(a, b int64) int64 { return a - b },

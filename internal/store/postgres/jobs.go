@@ -8,8 +8,10 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgtype"
 
 	"github.com/hangar-ci/hangar/internal/store"
+	"github.com/hangar-ci/hangar/internal/store/internal/stepjson"
 )
 
 // jobs implements store.Jobs: jobs and their attempts.
@@ -306,9 +308,10 @@ var finishedStatuses = fmt.Sprintf(`'%s', '%s', '%s', '%s'`,
 
 // listFinishedSQL is ListFinished's query: the jobs finished since $1 (from
 // jobs_finished_at when the range is narrow), each joined with its last
-// attempt, found by (job_id, number), and that attempt's agent.
+// attempt, found by (job_id, number), and that attempt's agent; the
+// attempt's steps are NULL when it has none ('null').
 var listFinishedSQL = `SELECT j.id, j.pipeline_id, j.name, j.status, j.pending_at, j.started_at,
-		j.finished_at, j.attempts, g.labels
+		j.finished_at, j.attempts, g.labels, nullif(t.steps, 'null')
 	FROM jobs j
 	LEFT JOIN attempts t ON t.job_id = j.id AND t.number = j.attempts
 	LEFT JOIN agents g ON g.id = t.agent_id
@@ -316,8 +319,10 @@ var listFinishedSQL = `SELECT j.id, j.pipeline_id, j.name, j.status, j.pending_a
 	ORDER BY j.finished_at, j.id`
 
 // ListFinished runs listFinishedSQL. Jobs run by one agent share its
-// labels' JSON text, which is decoded once; the records are allocated in
-// blocks.
+// labels' JSON text, which is decoded once; an attempt's steps are
+// decoded only when it has some, from the driver's buffer, by a
+// stepjson.Decoder (steps in blocks, names shared). The records are
+// allocated in blocks.
 func (x jobs) ListFinished(ctx context.Context, since time.Time) ([]*store.JobTiming, error) {
 	rows, err := tx(x).query(ctx, listFinishedSQL, sinceMicros(since))
 	if err != nil {
@@ -332,6 +337,8 @@ func (x jobs) ListFinished(ctx context.Context, since time.Time) ([]*store.JobTi
 		status                     string
 		pending, started, finished int64
 		text                       *string
+		steps                      pgtype.DriverBytes // nil for none; valid until Next
+		stepDec                    stepjson.Decoder
 	)
 	for rows.Next() {
 		if len(slab) == 0 {
@@ -340,8 +347,13 @@ func (x jobs) ListFinished(ctx context.Context, since time.Time) ([]*store.JobTi
 		jt := &slab[0]
 		slab = slab[1:]
 		if err := rows.Scan(&jt.JobID, &jt.PipelineID, &jt.Name, &status, &pending, &started, &finished,
-			&jt.Attempts, &text); err != nil {
+			&jt.Attempts, &text, &steps); err != nil {
 			return nil, fmt.Errorf("list jobs finished since %s: %w", since, err)
+		}
+		if steps != nil {
+			if jt.Steps, err = stepDec.Decode(steps); err != nil {
+				return nil, fmt.Errorf("list jobs finished since %s: decode the steps of job %d's last attempt: %w", since, jt.JobID, err)
+			}
 		}
 		jt.Status = store.JobStatus(status)
 		jt.PendingAt, jt.StartedAt, jt.FinishedAt = fromMicros(pending), fromMicros(started), fromMicros(finished)
@@ -367,17 +379,24 @@ func (x jobs) ListFinished(ctx context.Context, since time.Time) ([]*store.JobTi
 }
 
 const attemptCols = `id, job_id, number, agent_id, token_hash, status, lease_expires_at, cancel_requested,
-	exit_code, failure_reason, created_at, started_at, finished_at`
+	exit_code, failure_reason, created_at, started_at, finished_at, steps`
 
 func scanAttempt(r scanner) (*store.Attempt, error) {
 	var (
 		a                                 store.Attempt
 		lease, created, started, finished int64
+		steps                             string
 	)
 	err := r.Scan(&a.ID, &a.JobID, &a.Number, &a.AgentID, &a.TokenHash, &a.Status, &lease, &a.CancelRequested,
-		&a.ExitCode, &a.FailureReason, &created, &started, &finished)
+		&a.ExitCode, &a.FailureReason, &created, &started, &finished, &steps)
 	if err != nil {
 		return nil, dbErr(err)
+	}
+	if err := fromJSON(steps, &a.Steps); err != nil {
+		return nil, fmt.Errorf("decode attempt %d steps: %w", a.ID, err)
+	}
+	if len(a.Steps) == 0 {
+		a.Steps = nil // none, however stored
 	}
 	a.LeaseExpiresAt = fromMicros(lease)
 	a.CreatedAt = fromMicros(created)
@@ -393,12 +412,17 @@ func scanAttempts(rows pgx.Rows, err error) ([]*store.Attempt, error) {
 // CreateAttempt inserts a; a second attempt with the same job and Number
 // is refused with store.ErrConflict.
 func (x jobs) CreateAttempt(ctx context.Context, a *store.Attempt) error {
-	err := tx(x).queryRow(ctx, `INSERT INTO attempts (job_id, number, agent_id, token_hash, status,
-			lease_expires_at, cancel_requested, exit_code, failure_reason, created_at, started_at, finished_at)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) RETURNING id`,
+	steps, err := stepsJSON(a.Steps)
+	if err != nil {
+		return fmt.Errorf("create attempt %d of job %d: encode steps: %w", a.Number, a.JobID, err)
+	}
+	err = tx(x).queryRow(ctx, `INSERT INTO attempts (job_id, number, agent_id, token_hash, status,
+			lease_expires_at, cancel_requested, exit_code, failure_reason, created_at, started_at, finished_at,
+			steps)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) RETURNING id`,
 		a.JobID, a.Number, a.AgentID, nonNil(a.TokenHash), a.Status, micros(a.LeaseExpiresAt),
 		a.CancelRequested, a.ExitCode, a.FailureReason, micros(a.CreatedAt), micros(a.StartedAt),
-		micros(a.FinishedAt)).Scan(&a.ID)
+		micros(a.FinishedAt), steps).Scan(&a.ID)
 	if err != nil {
 		return fmt.Errorf("create attempt %d of job %d: %w", a.Number, a.JobID, dbErr(err))
 	}
@@ -432,11 +456,15 @@ func (x jobs) ListAttemptsOfPipeline(ctx context.Context, pipelineID int64) ([]*
 }
 
 func (x jobs) UpdateAttempt(ctx context.Context, a *store.Attempt) error {
-	err := tx(x).exec(ctx, true, `UPDATE attempts SET status = $1, lease_expires_at = $2, started_at = $3,
-			finished_at = $4, exit_code = $5, failure_reason = $6, cancel_requested = $7
-		WHERE id = $8`,
+	steps, err := stepsJSON(a.Steps)
+	if err != nil {
+		return fmt.Errorf("update attempt %d: encode steps: %w", a.ID, err)
+	}
+	err = tx(x).exec(ctx, true, `UPDATE attempts SET status = $1, lease_expires_at = $2, started_at = $3,
+			finished_at = $4, exit_code = $5, failure_reason = $6, cancel_requested = $7, steps = $8
+		WHERE id = $9`,
 		a.Status, micros(a.LeaseExpiresAt), micros(a.StartedAt), micros(a.FinishedAt), a.ExitCode,
-		a.FailureReason, a.CancelRequested, a.ID)
+		a.FailureReason, a.CancelRequested, steps, a.ID)
 	if err != nil {
 		return fmt.Errorf("update attempt %d: %w", a.ID, err)
 	}

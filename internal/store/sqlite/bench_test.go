@@ -137,7 +137,8 @@ func benchJobs(b *testing.B, s store.Store, n int, withAttempts bool) []int64 {
 
 // BenchmarkListFinished measures Jobs.ListFinished, what the analytics
 // read, over 100,000 jobs finished in its 30-day window (window-30d) and
-// over every finished job (all: 110,000), among 120,000 jobs.
+// over every finished job (all: 110,000), among 120,000 jobs; the last
+// attempt of each job that ran reported 4 to 8 steps.
 func BenchmarkListFinished(b *testing.B) {
 	s, _ := openTemp(b)
 	defer s.Close()

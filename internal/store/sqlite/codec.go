@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"math"
 	"time"
+
+	"github.com/hangar-ci/hangar/internal/store"
 )
 
 // scanner is a *sql.Row or *sql.Rows.
@@ -34,6 +36,16 @@ func toJSON(v any) (string, error) {
 		return "", err
 	}
 	return string(b), nil
+}
+
+// stepsJSON encodes an attempt's steps: an empty list as none ("null",
+// what nil encodes to), so that every attempt without steps holds the
+// null value, which readers need not decode.
+func stepsJSON(steps []store.StepTiming) (string, error) {
+	if len(steps) == 0 {
+		return "null", nil
+	}
+	return toJSON(steps)
 }
 
 // fromJSON decodes a column that toJSON encoded into v.

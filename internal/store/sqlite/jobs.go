@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/hangar-ci/hangar/internal/store"
+	"github.com/hangar-ci/hangar/internal/store/internal/stepjson"
 )
 
 // jobs implements store.Jobs: jobs and their attempts.
@@ -274,10 +275,13 @@ var finishedStatuses = fmt.Sprintf(`'%s', '%s', '%s', '%s'`,
 // attempt's agent, by its ID. The status test is kept off the indexes
 // (+j.status): on jobs_status_pending the planner would read every
 // finished job ever and sort them. Jobs run by one agent share its labels'
-// JSON text, which is decoded once; the records are allocated in blocks.
+// JSON text, which is decoded once; an attempt's steps come as NULL when
+// it has none ('null'), and are decoded only when it has some, by a
+// stepjson.Decoder (steps in blocks, names shared). The records are
+// allocated in blocks.
 func (x jobs) ListFinished(ctx context.Context, since time.Time) ([]*store.JobTiming, error) {
 	rows, err := tx(x).query(ctx, `SELECT j.id, j.pipeline_id, j.name, j.status, j.pending_at, j.started_at,
-			j.finished_at, j.attempts, g.labels
+			j.finished_at, j.attempts, g.labels, nullif(t.steps, 'null')
 		FROM jobs j
 		LEFT JOIN attempts t ON t.job_id = j.id AND t.number = j.attempts
 		LEFT JOIN agents g ON g.id = t.agent_id
@@ -295,6 +299,8 @@ func (x jobs) ListFinished(ctx context.Context, since time.Time) ([]*store.JobTi
 		status                     string
 		pending, started, finished int64
 		text                       sql.NullString
+		steps                      sql.RawBytes // nil for none; valid until Next
+		stepDec                    stepjson.Decoder
 	)
 	for rows.Next() {
 		if len(slab) == 0 {
@@ -303,8 +309,13 @@ func (x jobs) ListFinished(ctx context.Context, since time.Time) ([]*store.JobTi
 		jt := &slab[0]
 		slab = slab[1:]
 		if err := rows.Scan(&jt.JobID, &jt.PipelineID, &jt.Name, &status, &pending, &started, &finished,
-			&jt.Attempts, &text); err != nil {
+			&jt.Attempts, &text, &steps); err != nil {
 			return nil, fmt.Errorf("list jobs finished since %s: %w", since, err)
+		}
+		if steps != nil {
+			if jt.Steps, err = stepDec.Decode(steps); err != nil {
+				return nil, fmt.Errorf("list jobs finished since %s: decode the steps of job %d's last attempt: %w", since, jt.JobID, err)
+			}
 		}
 		jt.Status = store.JobStatus(status)
 		jt.PendingAt, jt.StartedAt, jt.FinishedAt = fromMicros(pending), fromMicros(started), fromMicros(finished)
@@ -330,17 +341,24 @@ func (x jobs) ListFinished(ctx context.Context, since time.Time) ([]*store.JobTi
 }
 
 const attemptCols = `id, job_id, number, agent_id, token_hash, status, lease_expires_at, cancel_requested,
-	exit_code, failure_reason, created_at, started_at, finished_at`
+	exit_code, failure_reason, created_at, started_at, finished_at, steps`
 
 func scanAttempt(r scanner) (*store.Attempt, error) {
 	var (
 		a                                 store.Attempt
 		lease, created, started, finished int64
+		steps                             string
 	)
 	err := r.Scan(&a.ID, &a.JobID, &a.Number, &a.AgentID, &a.TokenHash, &a.Status, &lease, &a.CancelRequested,
-		&a.ExitCode, &a.FailureReason, &created, &started, &finished)
+		&a.ExitCode, &a.FailureReason, &created, &started, &finished, &steps)
 	if err != nil {
 		return nil, dbErr(err)
+	}
+	if err := fromJSON(steps, &a.Steps); err != nil {
+		return nil, fmt.Errorf("decode attempt %d steps: %w", a.ID, err)
+	}
+	if len(a.Steps) == 0 {
+		a.Steps = nil // none, however stored
 	}
 	a.LeaseExpiresAt = fromMicros(lease)
 	a.CreatedAt = fromMicros(created)
@@ -368,12 +386,17 @@ func scanAttempts(rows *sql.Rows, err error) ([]*store.Attempt, error) {
 // CreateAttempt inserts a; a second attempt with the same job and Number
 // is refused with store.ErrConflict.
 func (x jobs) CreateAttempt(ctx context.Context, a *store.Attempt) error {
-	err := tx(x).queryRow(ctx, `INSERT INTO attempts (job_id, number, agent_id, token_hash, status,
-			lease_expires_at, cancel_requested, exit_code, failure_reason, created_at, started_at, finished_at)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`,
+	steps, err := stepsJSON(a.Steps)
+	if err != nil {
+		return fmt.Errorf("create attempt %d of job %d: encode steps: %w", a.Number, a.JobID, err)
+	}
+	err = tx(x).queryRow(ctx, `INSERT INTO attempts (job_id, number, agent_id, token_hash, status,
+			lease_expires_at, cancel_requested, exit_code, failure_reason, created_at, started_at, finished_at,
+			steps)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`,
 		a.JobID, a.Number, a.AgentID, nonNil(a.TokenHash), a.Status, micros(a.LeaseExpiresAt),
 		boolInt(a.CancelRequested), a.ExitCode, a.FailureReason, micros(a.CreatedAt), micros(a.StartedAt),
-		micros(a.FinishedAt)).Scan(&a.ID)
+		micros(a.FinishedAt), steps).Scan(&a.ID)
 	if err != nil {
 		return fmt.Errorf("create attempt %d of job %d: %w", a.Number, a.JobID, dbErr(err))
 	}
@@ -407,11 +430,15 @@ func (x jobs) ListAttemptsOfPipeline(ctx context.Context, pipelineID int64) ([]*
 }
 
 func (x jobs) UpdateAttempt(ctx context.Context, a *store.Attempt) error {
+	steps, err := stepsJSON(a.Steps)
+	if err != nil {
+		return fmt.Errorf("update attempt %d: encode steps: %w", a.ID, err)
+	}
 	res, err := tx(x).exec(ctx, `UPDATE attempts SET status = ?, lease_expires_at = ?, started_at = ?,
-			finished_at = ?, exit_code = ?, failure_reason = ?, cancel_requested = ?
+			finished_at = ?, exit_code = ?, failure_reason = ?, cancel_requested = ?, steps = ?
 		WHERE id = ?`,
 		a.Status, micros(a.LeaseExpiresAt), micros(a.StartedAt), micros(a.FinishedAt), a.ExitCode,
-		a.FailureReason, boolInt(a.CancelRequested), a.ID)
+		a.FailureReason, boolInt(a.CancelRequested), steps, a.ID)
 	if err == nil {
 		err = affected(res)
 	}

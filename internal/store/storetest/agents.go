@@ -43,7 +43,7 @@ func testAttempts(t *testing.T, open opener) {
 			JobID: j.ID, Number: 1, AgentID: ag.ID, TokenHash: []byte{0, 1, 0xfe, 0xff},
 			Status: store.AttemptFailed, LeaseExpiresAt: at(time.Minute).In(elsewhere), CancelRequested: true,
 			ExitCode: 2, FailureReason: "script_failure", CreatedAt: epoch, StartedAt: at(time.Second),
-			FinishedAt: at(30 * time.Second),
+			FinishedAt: at(30 * time.Second), Steps: someSteps,
 		}
 		bare := &store.Attempt{JobID: j.ID, Number: 2, AgentID: ag.ID, Status: store.AttemptRunning}
 		update(t, s, func(tx store.Tx) error {
@@ -112,6 +112,7 @@ func testAttempts(t *testing.T, open opener) {
 		want := *a
 		want.Status, want.LeaseExpiresAt, want.CancelRequested = store.AttemptCanceled, at(time.Hour), true
 		want.StartedAt, want.FinishedAt, want.ExitCode, want.FailureReason = at(time.Second), at(time.Minute), 130, "canceled"
+		want.Steps = someSteps
 		changed := want
 		changed.Number, changed.TokenHash = 9, []byte("other") // not mutable
 		update(t, s, func(tx store.Tx) error { return tx.Jobs().UpdateAttempt(ctx, &changed) })
@@ -127,6 +128,99 @@ func testAttempts(t *testing.T, open opener) {
 			return tx.Jobs().UpdateAttempt(ctx, &store.Attempt{ID: a.ID + 100, Status: store.AttemptLost})
 		})
 		wantErr(t, "UpdateAttempt of a missing attempt", err, store.ErrNotFound)
+	})
+
+	t.Run("Steps", func(t *testing.T) {
+		t.Parallel()
+		s := open(t)
+		ctx := context.Background()
+		f := newFixture(t, s, "p")
+		j, k := f.job("j", epoch), f.job("k", epoch)
+		createJobs(t, s, j, k)
+		ag := newAgent(t, s, "a1")
+		// Attempts 1 to 5 of j, and k's attempt, end with these steps:
+		// given to CreateAttempt (1, 2, 3) or to UpdateAttempt (4, 5, k).
+		// An empty list is kept as none.
+		created := [][]store.StepTiming{nil, someSteps, {}}
+		updated := [][]store.StepTiming{someSteps[2:3], {}}
+		as := make([]*store.Attempt, 0, 6)
+		for i, steps := range created {
+			a := &store.Attempt{JobID: j.ID, Number: i + 1, AgentID: ag.ID, TokenHash: []byte{byte(i)},
+				Status: store.AttemptRunning, LeaseExpiresAt: at(-time.Minute), CreatedAt: epoch, Steps: steps}
+			update(t, s, func(tx store.Tx) error { return tx.Jobs().CreateAttempt(ctx, a) })
+			as = append(as, a)
+		}
+		for i, steps := range updated {
+			a := newAttempt(t, s, j, ag, len(created)+i+1)
+			// A completion: the steps come with the final status.
+			a.Status, a.FinishedAt, a.ExitCode, a.Steps = store.AttemptSuccess, at(time.Minute), 0, steps
+			update(t, s, func(tx store.Tx) error { return tx.Jobs().UpdateAttempt(ctx, a) })
+			as = append(as, a)
+		}
+		ka := newAttempt(t, s, k, ag, 1)
+		ka.Steps = someSteps
+		update(t, s, func(tx store.Tx) error { return tx.Jobs().UpdateAttempt(ctx, ka) })
+		// UpdateAttempt writes the steps it is given: attempt 1 gets some,
+		// then none again; attempt 2, given its own again, keeps them.
+		as[0].Steps = someSteps[:1]
+		update(t, s, func(tx store.Tx) error { return tx.Jobs().UpdateAttempt(ctx, as[0]) })
+		as[0].Steps = nil
+		update(t, s, func(tx store.Tx) error {
+			if err := tx.Jobs().UpdateAttempt(ctx, as[0]); err != nil {
+				return err
+			}
+			return tx.Jobs().UpdateAttempt(ctx, as[1])
+		})
+		want := map[int64][]store.StepTiming{
+			as[0].ID: nil, as[1].ID: someSteps, as[2].ID: nil, as[3].ID: someSteps[2:3], as[4].ID: nil,
+			ka.ID: someSteps,
+		}
+		check := func(what string, got []*store.Attempt, n int) {
+			t.Helper()
+			if len(got) != n {
+				t.Errorf("%s: %d attempts, want %d", what, len(got), n)
+			}
+			for _, a := range got {
+				w, ok := want[a.ID]
+				if !ok {
+					t.Errorf("%s: unexpected attempt %d", what, a.ID)
+					continue
+				}
+				equal(t, fmt.Sprintf("%s: attempt %d's steps", what, a.ID), w, a.Steps)
+				if (a.Steps == nil) != (w == nil) {
+					t.Errorf("%s: attempt %d has steps %#v, want %#v (nil when none)", what, a.ID, a.Steps, w)
+				}
+			}
+		}
+		read(t, s, func(tx store.Tx) error {
+			var got []*store.Attempt
+			for _, a := range append(as, ka) {
+				g, err := tx.Jobs().GetAttempt(ctx, a.ID)
+				if err != nil {
+					return err
+				}
+				got = append(got, g)
+			}
+			check("GetAttempt", got, 6)
+			got, err := tx.Jobs().ListAttempts(ctx, j.ID)
+			if err != nil {
+				return err
+			}
+			check("ListAttempts", got, 5)
+			if got, err = tx.Jobs().ListAttemptsOfPipeline(ctx, f.pipeline.ID); err != nil {
+				return err
+			}
+			check("ListAttemptsOfPipeline", got, 6)
+			if got, err = tx.Jobs().ExpiredAttempts(ctx, epoch); err != nil {
+				return err
+			}
+			check("ExpiredAttempts", got, 3) // 1, 2 and 3: running, lease a minute ago
+			if got, err = tx.Jobs().RunningAttempts(ctx, ag.ID); err != nil {
+				return err
+			}
+			check("RunningAttempts", got, 4) // and k's
+			return nil
+		})
 	})
 
 	t.Run("ExpiredAndRunning", func(t *testing.T) {
@@ -310,4 +404,13 @@ func testAgents(t *testing.T, open opener) {
 			return nil
 		})
 	})
+}
+
+// someSteps are the steps of a completed attempt, as an agent reports
+// them: in the order they ran, with fractions of seconds and names a
+// store must escape.
+var someSteps = []store.StepTiming{
+	{Name: "get_sources", Seconds: 1.25}, {Name: "prepare_executor", Seconds: 0.000123},
+	{Name: "script", Seconds: 754.0625}, {Name: "after_script", Seconds: 0},
+	{Name: "upload_artifacts", Seconds: 3e-9}, {Name: `custom "step" ünïcode`, Seconds: 86399.999999},
 }

@@ -31,6 +31,7 @@ var seedAgents = [][]string{
 // for benchmarks of Jobs.ListFinished. Every job that ran has an attempt
 // on one of 8 agents, 1 in 20 of them two (a retry, on another agent);
 // 1 in 10 finished jobs never ran (skipped, or canceled before it did).
+// Every attempt reported 4 to 8 steps (seedSteps).
 func SeedFinished(tb testing.TB, s store.Store, n int, end time.Time) FinishedSeed {
 	tb.Helper()
 	ctx := context.Background()
@@ -96,7 +97,7 @@ func SeedFinished(tb testing.TB, s store.Store, n int, end time.Time) FinishedSe
 			for k := range j.Attempts {
 				a := &store.Attempt{JobID: j.ID, Number: k + 1, AgentID: agents[(i+k)%len(agents)].ID,
 					TokenHash: fmt.Appendf(nil, "attempt %d.%d", i, k), Status: store.AttemptSuccess,
-					CreatedAt: j.StartedAt, StartedAt: j.StartedAt, FinishedAt: j.FinishedAt}
+					CreatedAt: j.StartedAt, StartedAt: j.StartedAt, FinishedAt: j.FinishedAt, Steps: seedSteps(i + k)}
 				if err := tx.Jobs().CreateAttempt(ctx, a); err != nil {
 					return err
 				}
@@ -108,6 +109,28 @@ func SeedFinished(tb testing.TB, s store.Store, n int, end time.Time) FinishedSe
 		tb.Fatalf("seed %d jobs: %v", total, err)
 	}
 	return seed
+}
+
+// seedSteps returns the steps the i'th attempt of a seed reported: 4 to
+// 8 of them, in the order they run, each taking seconds to the full
+// precision of a measured duration, as an agent reports them.
+func seedSteps(i int) []store.StepTiming {
+	var steps []store.StepTiming
+	for k, name := range []string{"get_sources", "restore_cache", "download_artifacts", "prepare_executor",
+		"script", "after_script", "save_cache", "upload_artifacts"} {
+		switch name {
+		case "restore_cache", "save_cache":
+			if i%2 == 0 {
+				continue
+			}
+		case "download_artifacts", "upload_artifacts":
+			if i%3 != 0 {
+				continue
+			}
+		}
+		steps = append(steps, store.StepTiming{Name: name, Seconds: float64((i*31+k*17)%6000) / 7})
+	}
+	return steps
 }
 
 // BenchListFinished measures Jobs.ListFinished(since), in a Read of its

@@ -12,10 +12,11 @@ import (
 func jobTimingID(j *store.JobTiming) int64 { return j.JobID }
 
 // timing returns what ListFinished returns of j, run last on agent a (nil
-// when no attempt ran).
-func timing(j *store.Job, a *store.Agent) *store.JobTiming {
+// when no attempt ran), which reported steps.
+func timing(j *store.Job, a *store.Agent, steps []store.StepTiming) *store.JobTiming {
 	jt := &store.JobTiming{JobID: j.ID, PipelineID: j.PipelineID, Name: j.Name, Status: j.Status,
-		PendingAt: j.PendingAt, StartedAt: j.StartedAt, FinishedAt: j.FinishedAt, Attempts: j.Attempts}
+		PendingAt: j.PendingAt, StartedAt: j.StartedAt, FinishedAt: j.FinishedAt, Attempts: j.Attempts,
+		Steps: steps}
 	if a != nil {
 		jt.AgentLabels = a.Labels
 		if jt.AgentLabels == nil {
@@ -64,29 +65,35 @@ func testJobTimings(t *testing.T, open opener) {
 			created, pending)
 		for _, a := range []struct {
 			job    *store.Job
-			agents []*store.Agent // attempt 1, 2, …
+			agents []*store.Agent       // attempt 1, 2, …
+			steps  [][]store.StepTiming // what attempt 1, 2, … reported
 		}{
-			{ok, []*store.Agent{linux}},
-			{retried, []*store.Agent{linux, arm}}, // the labels are arm's
-			{canceled, []*store.Agent{arm}},
-			{unlabelled, []*store.Agent{bare}},
-			{old, []*store.Agent{arm}},
-			{running, []*store.Agent{linux}},
-			{retrying, []*store.Agent{arm}},
+			{ok, []*store.Agent{linux}, [][]store.StepTiming{someSteps}},
+			// The labels and steps are those of attempt 2.
+			{retried, []*store.Agent{linux, arm}, [][]store.StepTiming{someSteps[:2], someSteps[2:4]}},
+			{canceled, []*store.Agent{arm}, nil},                         // reported none
+			{unlabelled, []*store.Agent{bare}, [][]store.StepTiming{{}}}, // an empty list: none
+			{old, []*store.Agent{arm}, [][]store.StepTiming{someSteps[:1]}},
+			{running, []*store.Agent{linux}, nil},
+			{retrying, []*store.Agent{arm}, [][]store.StepTiming{someSteps}},
 		} {
 			for i, ag := range a.agents {
-				newAttempt(t, s, a.job, ag, i+1)
+				att := newAttempt(t, s, a.job, ag, i+1)
+				if i < len(a.steps) {
+					att.Status, att.Steps = store.AttemptSuccess, a.steps[i]
+					update(t, s, func(tx store.Tx) error { return tx.Jobs().UpdateAttempt(ctx, att) })
+				}
 			}
 		}
 
 		all := []*store.JobTiming{
-			timing(old, arm),
-			timing(skipped, nil),
-			timing(canceled, arm),
-			timing(retried, arm),
-			timing(canceledEarly, nil), // after retried: same time, larger ID
-			timing(unlabelled, bare),
-			timing(ok, linux),
+			timing(old, arm, someSteps[:1]),
+			timing(skipped, nil, nil),
+			timing(canceled, arm, nil),
+			timing(retried, arm, someSteps[2:4]),
+			timing(canceledEarly, nil, nil), // after retried: same time, larger ID
+			timing(unlabelled, bare, nil),
+			timing(ok, linux, someSteps),
 		}
 		for _, tc := range []struct {
 			name  string
@@ -117,12 +124,16 @@ func testJobTimings(t *testing.T, open opener) {
 						t.Errorf("%s: job %q has agent labels %#v, want %#v (nil only when no attempt ran)",
 							what, jt.Name, jt.AgentLabels, tc.want[i].AgentLabels)
 					}
+					if (jt.Steps == nil) != (tc.want[i].Steps == nil) {
+						t.Errorf("%s: job %q has steps %#v, want %#v (nil when its last attempt reported none)",
+							what, jt.Name, jt.Steps, tc.want[i].Steps)
+					}
 				}
 			})
 		}
 	})
 
-	t.Run("ListFinishedLabelsNotShared", func(t *testing.T) {
+	t.Run("ListFinishedNotShared", func(t *testing.T) {
 		t.Parallel()
 		s := open(t)
 		ctx := context.Background()
@@ -133,8 +144,11 @@ func testJobTimings(t *testing.T, open opener) {
 			j.Status, j.Attempts, j.FinishedAt = store.JobSuccess, 1, at(time.Minute)
 		}
 		createJobs(t, s, j1, j2)
-		newAttempt(t, s, j1, a, 1)
-		newAttempt(t, s, j2, a, 1)
+		for _, j := range []*store.Job{j1, j2} {
+			att := newAttempt(t, s, j, a, 1)
+			att.Steps = someSteps[:2]
+			update(t, s, func(tx store.Tx) error { return tx.Jobs().UpdateAttempt(ctx, att) })
+		}
 		read(t, s, func(tx store.Tx) error {
 			got, err := tx.Jobs().ListFinished(ctx, time.Time{})
 			if err != nil {
@@ -147,6 +161,11 @@ func testJobTimings(t *testing.T, open opener) {
 			if got[1].AgentLabels[0] != "docker" {
 				t.Errorf("changing one job's agent labels changed another's: %v", got[1].AgentLabels)
 			}
+			// Appending to one job's steps, or changing them, leaves the
+			// other's (read after them) as they were.
+			got[0].Steps = append(got[0].Steps, store.StepTiming{Name: "appended", Seconds: 1})
+			got[0].Steps[0].Name = "changed"
+			equal(t, "the other job's steps", someSteps[:2], got[1].Steps)
 			return nil
 		})
 	})

@@ -1,0 +1,7 @@
+-- 0003: what SQLite's migration 0007 built. Attempts keep the timings of
+-- their steps, as the agent reports them when the attempt completes
+-- (Attempt.Steps): JSON text, as the other list columns. The attempts
+-- stored before read back as none ('null', what a nil list encodes to);
+-- a constant default rewrites no row.
+
+ALTER TABLE attempts ADD COLUMN steps TEXT NOT NULL DEFAULT 'null';
