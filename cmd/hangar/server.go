@@ -42,6 +42,7 @@ type serverOptions struct {
 	configPath, advertise string
 	fleetInterval         time.Duration
 	database              string
+	queueAlarm            time.Duration
 }
 
 func runServer(ctx context.Context, args []string, stdout, stderr io.Writer) int {
@@ -58,6 +59,7 @@ func runServer(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	fs.Int64Var(&o.maxArtifactBytes, "max-artifact-bytes", server.DefaultMaxArtifactBytes, "largest artifacts archive a job may upload, in bytes")
 	fs.DurationVar(&o.artifactExpiry, "artifact-expiry", server.DefaultArtifactExpiry, "how long artifacts are kept when their job sets no expire_in (negative: for good)")
 	fs.StringVar(&o.logLevel, "log-level", "info", "log level: debug, info, warn, error")
+	fs.DurationVar(&o.queueAlarm, "queue-alarm", server.DefaultQueueAlarm, "a job waiting longer than this makes dispatch degraded on the status page and the UI's banner")
 	fs.StringVar(&o.configPath, "config", "", "configuration file with the fleet's runner classes (docs/configuration.md); without it the server provisions nothing")
 	fs.DurationVar(&o.fleetInterval, "fleet-interval", autoscaler.DefaultTick, "how often the fleet's reconcile loop runs (it also runs when jobs become pending)")
 	fs.StringVar(&o.advertise, "advertise-url", "", "the URL the fleet's agents register with (default: http:// and --listen, on 127.0.0.1 when it listens on every address)")
@@ -90,7 +92,7 @@ func runServer(ctx context.Context, args []string, stdout, stderr io.Writer) int
 		dataDir: o.data, agentToken: o.agentToken, apiToken: o.apiToken,
 		leaseTimeout: o.leaseTimeout, lostRetries: o.lostRetries, logger: logger,
 		maxArtifactBytes: o.maxArtifactBytes, artifactExpiry: o.artifactExpiry,
-		database: o.database,
+		database: o.database, queueAlarm: o.queueAlarm,
 	}
 	if o.database != "" && !isPostgresURL(o.database) {
 		fmt.Fprintf(stderr, "hangar server: --database must be a PostgreSQL URL, postgres://USER@HOST:PORT/DB (SQLite, the default, needs no flag)\n")
@@ -147,6 +149,8 @@ type controlPlaneConfig struct {
 	fleet *fleetSetup
 	// database is a PostgreSQL URL; empty means SQLite in dataDir.
 	database string
+	// queueAlarm is the server's Config.QueueAlarm (0: its default).
+	queueAlarm time.Duration
 }
 
 // controlPlane is a server with its store, as `hangar server` runs it and
@@ -242,7 +246,7 @@ func openControlPlane(ctx context.Context, c controlPlaneConfig) (*controlPlane,
 	cp.sched = sched
 	srvcfg := server.Config{Store: st, Scheduler: sched, Blobs: blobs, AgentToken: tok.Agent, APIToken: tok.API,
 		Artifacts: artifacts, MaxArtifactBytes: c.maxArtifactBytes, DefaultArtifactExpiry: c.artifactExpiry,
-		Logger: c.logger, Metrics: metrics}
+		Logger: c.logger, Metrics: metrics, QueueAlarm: c.queueAlarm}
 	if f := c.fleet; f != nil {
 		srvcfg.Prices = map[string]float64{}
 		for _, cl := range f.config.Classes {
