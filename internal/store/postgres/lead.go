@@ -17,9 +17,14 @@ const leaderLock int64 = 0x68616e6761720002 // "hangar", 2
 type LeadConfig struct {
 	// Interval is how often a follower tries to take the lead and the
 	// leader checks that it still holds it: 1 s by default. A leader that
-	// dies is replaced within about one Interval after PostgreSQL ends its
+	// dies is replaced within about Interval + Grace after PostgreSQL ends its
 	// session (at once when its process dies, since the socket closes).
 	Interval time.Duration
+	// Grace is how long a server that took the lock waits before it
+	// leads: the time a leader whose session PostgreSQL ended while its
+	// process lives (an operator killed it, the network dropped it) has to
+	// notice at its next check and stop. 2 × Interval + 1 s by default.
+	Grace time.Duration
 	// Logger hears of every change of leader.
 	Logger *slog.Logger
 	// OnChange, when set, is called with true when this server becomes
@@ -31,8 +36,8 @@ type LeadConfig struct {
 // the database, until ctx ends. The leader is the server whose session
 // holds an advisory lock, on a connection of its own outside the pool;
 // PostgreSQL releases it when that session ends, so when the leader's
-// process dies another server takes the lead within about one
-// LeadConfig.Interval. The context lead gets is cancelled when this
+// process dies another server takes the lead within about Interval +
+// Grace (3 s by default). The context lead gets is cancelled when this
 // server loses its connection (and so perhaps the lock), and Lead waits
 // for lead to return before it tries to lead again: one server runs lead
 // at a time.
@@ -40,25 +45,21 @@ func (s *Store) Lead(ctx context.Context, cfg LeadConfig, lead func(ctx context.
 	if cfg.Interval <= 0 {
 		cfg.Interval = time.Second
 	}
-	log := cfg.Logger
-	if log == nil {
-		log = slog.New(slog.DiscardHandler)
+	if cfg.Grace <= 0 {
+		cfg.Grace = 2*cfg.Interval + time.Second
 	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	log := cfg.Logger
 	for ctx.Err() == nil {
 		conn, err := s.tryLead(ctx)
 		if err != nil && ctx.Err() == nil {
 			log.LogAttrs(ctx, slog.LevelWarn, "leader election", slog.String("error", err.Error()))
 		}
 		if conn != nil {
-			log.LogAttrs(ctx, slog.LevelInfo, "leading: this server runs the upkeep that must run once")
-			if cfg.OnChange != nil {
-				cfg.OnChange(true)
-			}
-			err := s.holdLead(ctx, conn, cfg.Interval, lead)
+			err := s.holdLead(ctx, conn, cfg, lead)
 			conn.Close(context.WithoutCancel(ctx)) // ends the session, which releases the lock
-			if cfg.OnChange != nil {
-				cfg.OnChange(false)
-			}
 			if ctx.Err() != nil {
 				return
 			}
@@ -89,9 +90,25 @@ func (s *Store) tryLead(ctx context.Context) (*pgx.Conn, error) {
 	return conn, nil
 }
 
-// holdLead runs lead while conn answers, and returns why it stopped: ctx
-// ended or the connection failed. It returns once lead has.
-func (s *Store) holdLead(ctx context.Context, conn *pgx.Conn, interval time.Duration, lead func(ctx context.Context)) error {
+// holdLead waits cfg.Grace holding the lock, then runs lead while conn
+// answers, and returns why it stopped: ctx ended or the connection
+// failed. It returns once lead has.
+func (s *Store) holdLead(ctx context.Context, conn *pgx.Conn, cfg LeadConfig, lead func(ctx context.Context)) error {
+	interval := cfg.Interval
+	if err := sleep(ctx, cfg.Grace); err != nil {
+		return err
+	}
+	pctx, pcancel := context.WithTimeout(ctx, max(interval, time.Second))
+	err := conn.Ping(pctx)
+	pcancel()
+	if err != nil {
+		return fmt.Errorf("the connection holding the leader lock failed: %w", err)
+	}
+	cfg.Logger.LogAttrs(ctx, slog.LevelInfo, "leading: this server runs the upkeep that must run once")
+	if cfg.OnChange != nil {
+		cfg.OnChange(true)
+		defer cfg.OnChange(false)
+	}
 	lctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	done := make(chan struct{})
