@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/hangar-ci/hangar/internal/api"
@@ -476,10 +477,16 @@ func archiveFilename(name string) string {
 }
 
 // Run does the server's upkeep until ctx ends: it deletes expired
-// artifacts at once and then every Config.ArtifactExpiryInterval. Errors
-// are logged; the next round tries again.
+// artifacts at once and then every Config.ArtifactExpiryInterval, and
+// fleet events older than Config.EventRetention. Errors are logged; the
+// next round tries again. Of servers sharing a database, only the leader
+// runs it.
 func (s *Server) Run(ctx context.Context) error {
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	wg.Go(func() { s.pruneEventsLoop(ctx) })
 	if s.cfg.Artifacts == nil {
+		<-ctx.Done()
 		return nil
 	}
 	// Uploads that a crash cut off left temporary files. (File times are

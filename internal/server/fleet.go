@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"time"
 
@@ -37,6 +38,40 @@ func (s *Server) fleetEvents(w http.ResponseWriter, r *http.Request) error {
 		Events []autoscaler.Event `json:"events"`
 	}{evs})
 	return nil
+}
+
+// PruneEvents deletes the fleet events older than Config.EventRetention
+// and returns how many.
+func (s *Server) PruneEvents(ctx context.Context) (int, error) {
+	var n int
+	err := s.store.Update(ctx, func(tx store.Tx) error {
+		var err error
+		n, err = tx.FleetEvents().DeleteBefore(ctx, s.cfg.Now().Add(-s.cfg.EventRetention))
+		return err
+	})
+	if err != nil {
+		return 0, fmt.Errorf("prune fleet events: %w", err)
+	}
+	return n, nil
+}
+
+// pruneEventsLoop prunes the fleet events at once and then every hour
+// until ctx ends.
+func (s *Server) pruneEventsLoop(ctx context.Context) {
+	t := time.NewTicker(time.Hour)
+	defer t.Stop()
+	for {
+		if n, err := s.PruneEvents(ctx); err != nil && ctx.Err() == nil {
+			s.log.LogAttrs(ctx, slog.LevelWarn, "prune fleet events", slog.String("error", err.Error()))
+		} else if n > 0 {
+			s.log.LogAttrs(ctx, slog.LevelInfo, "pruned fleet events", slog.Int("deleted", n))
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
 }
 
 // maxEvents is how many events GET /fleet/events and the events page show.

@@ -60,6 +60,9 @@ type Config struct {
 	Metrics *Metrics
 	// Fleet is the fleet the server provisions, nil when it has none.
 	Fleet Fleet
+	// EventRetention is how long fleet events are kept (default
+	// DefaultEventRetention): the analytics read them.
+	EventRetention time.Duration
 	// Prices are each runner class's price of an instance-hour, for the
 	// cost chart.
 	Prices map[string]float64
@@ -78,6 +81,9 @@ const (
 	// DefaultArtifactExpiryInterval is how often expired artifacts are
 	// deleted.
 	DefaultArtifactExpiryInterval = time.Minute
+	// DefaultEventRetention is how long fleet events are kept: longer
+	// than the analytics' longest range.
+	DefaultEventRetention = 120 * 24 * time.Hour
 )
 
 // Server serves the API. It is an http.Handler.
@@ -123,6 +129,9 @@ func New(cfg Config) *Server {
 	}
 	if cfg.QueueAlarm <= 0 {
 		cfg.QueueAlarm = DefaultQueueAlarm
+	}
+	if cfg.EventRetention <= 0 {
+		cfg.EventRetention = DefaultEventRetention
 	}
 	ui, err := web.NewRenderer()
 	if err != nil {

@@ -15,6 +15,7 @@ import (
 
 	"github.com/hangar-ci/hangar/internal/api"
 	"github.com/hangar-ci/hangar/internal/scheduler"
+	"github.com/hangar-ci/hangar/internal/server"
 	"github.com/hangar-ci/hangar/internal/store"
 )
 
@@ -494,5 +495,36 @@ func TestAgentReportsSteps(t *testing.T) {
 	signIn(t, c, e)
 	if _, page := getOK(t, c, e.url, fmt.Sprintf("/jobs/%d", p.Jobs[0].ID)); !strings.Contains(page, "<code>after_script</code>") {
 		t.Errorf("the job page does not show the steps")
+	}
+}
+
+// TestPruneEvents deletes the fleet events older than the retention and
+// keeps the rest.
+func TestPruneEvents(t *testing.T) {
+	e := newEnv(t, 30*time.Second)
+	clk := newClock()
+	srv := server.New(server.Config{Store: e.store, Scheduler: e.sched, Now: clk.Now, EventRetention: 24 * time.Hour})
+	err := e.store.Update(e.ctx, func(tx store.Tx) error {
+		for _, age := range []time.Duration{72 * time.Hour, 25 * time.Hour, 23 * time.Hour, time.Minute} {
+			if err := tx.FleetEvents().Append(e.ctx, &store.FleetEvent{At: clk.Now().Add(-age), Class: "c", Instance: age.String(), Kind: "created"}); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	n, err := srv.PruneEvents(e.ctx)
+	if err != nil || n != 2 {
+		t.Fatalf("PruneEvents: %d, %v; want the 2 events older than a day", n, err)
+	}
+	var left []*store.FleetEvent
+	e.store.Read(e.ctx, func(tx store.Tx) error {
+		left, err = tx.FleetEvents().List(e.ctx, time.Time{}, 0)
+		return err
+	})
+	if len(left) != 2 || left[0].Instance != "23h0m0s" || left[1].Instance != "1m0s" {
+		t.Errorf("left: %+v", left)
 	}
 }
