@@ -457,7 +457,7 @@ func (s *session) Cleanup(ctx context.Context) error {
 		errs = append(errs, s.ex.remove(ctx, id))
 	}
 	if network != "" {
-		if _, err := s.ex.client.NetworkRemove(ctx, network, client.NetworkRemoveOptions{}); err != nil && !isNotFound(err) {
+		if err := s.ex.removeNetwork(ctx, network, nil); err != nil {
 			errs = append(errs, fmt.Errorf("remove network %s: %w", network, err))
 		}
 	}
