@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 
+	"github.com/hangar-ci/hangar/internal/store/internal/codec"
+
 	"github.com/hangar-ci/hangar/internal/store"
 )
 
@@ -23,33 +25,33 @@ func scanAgent(r scanner) (*store.Agent, error) {
 	if err != nil {
 		return nil, dbErr(err)
 	}
-	if err := fromJSON(labels, &a.Labels); err != nil {
+	if err := codec.FromJSON(labels, &a.Labels); err != nil {
 		return nil, fmt.Errorf("decode agent %d labels: %w", a.ID, err)
 	}
-	if err := fromJSON(health, &a.Health); err != nil {
+	if err := codec.FromJSON(health, &a.Health); err != nil {
 		return nil, fmt.Errorf("decode agent %d health: %w", a.ID, err)
 	}
-	a.CreatedAt = fromMicros(created)
-	a.LastSeenAt = fromMicros(seen)
+	a.CreatedAt = codec.FromMicros(created)
+	a.LastSeenAt = codec.FromMicros(seen)
 	return &a, nil
 }
 
 // Create inserts a; when another agent has the same TokenHash it is
 // refused with store.ErrConflict.
 func (x agents) Create(ctx context.Context, a *store.Agent) error {
-	labels, err := toJSON(a.Labels)
+	labels, err := codec.ToJSON(a.Labels)
 	if err != nil {
 		return fmt.Errorf("create agent %q: encode labels: %w", a.Name, err)
 	}
-	health, err := toJSON(a.Health)
+	health, err := codec.ToJSON(a.Health)
 	if err != nil {
 		return fmt.Errorf("create agent %q: encode health: %w", a.Name, err)
 	}
 	err = tx(x).queryRow(ctx, `INSERT INTO agents (name, token_hash, labels, status, version, concurrency,
 			health, created_at, last_seen_at)
 		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING id`,
-		a.Name, nonNil(a.TokenHash), labels, a.Status, a.Version, a.Concurrency, health,
-		micros(a.CreatedAt), micros(a.LastSeenAt)).Scan(&a.ID)
+		a.Name, codec.NonNil(a.TokenHash), labels, a.Status, a.Version, a.Concurrency, health,
+		codec.Micros(a.CreatedAt), codec.Micros(a.LastSeenAt)).Scan(&a.ID)
 	if err != nil {
 		return fmt.Errorf("create agent %q: %w", a.Name, dbErr(err))
 	}
@@ -65,7 +67,7 @@ func (x agents) Get(ctx context.Context, id int64) (*store.Agent, error) {
 }
 
 func (x agents) GetByTokenHash(ctx context.Context, h []byte) (*store.Agent, error) {
-	a, err := scanAgent(tx(x).queryRow(ctx, `SELECT `+agentCols+` FROM agents WHERE token_hash = $1`, nonNil(h)))
+	a, err := scanAgent(tx(x).queryRow(ctx, `SELECT `+agentCols+` FROM agents WHERE token_hash = $1`, codec.NonNil(h)))
 	if err != nil {
 		return nil, fmt.Errorf("get agent by token: %w", err)
 	}
@@ -94,17 +96,17 @@ func (x agents) List(ctx context.Context, withGone bool) ([]*store.Agent, error)
 }
 
 func (x agents) Update(ctx context.Context, a *store.Agent) error {
-	labels, err := toJSON(a.Labels)
+	labels, err := codec.ToJSON(a.Labels)
 	if err != nil {
 		return fmt.Errorf("update agent %d: encode labels: %w", a.ID, err)
 	}
-	health, err := toJSON(a.Health)
+	health, err := codec.ToJSON(a.Health)
 	if err != nil {
 		return fmt.Errorf("update agent %d: encode health: %w", a.ID, err)
 	}
 	err = tx(x).exec(ctx, true,
 		`UPDATE agents SET status = $1, labels = $2, last_seen_at = $3, health = $4 WHERE id = $5`,
-		a.Status, labels, micros(a.LastSeenAt), health, a.ID)
+		a.Status, labels, codec.Micros(a.LastSeenAt), health, a.ID)
 	if err != nil {
 		return fmt.Errorf("update agent %d: %w", a.ID, err)
 	}

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/hangar-ci/hangar/internal/store/internal/codec"
+
 	"github.com/jackc/pgx/v5"
 
 	"github.com/hangar-ci/hangar/internal/store"
@@ -31,8 +33,8 @@ func scanArtifact(r scanner) (*store.Artifact, error) {
 	if err != nil {
 		return nil, dbErr(err)
 	}
-	a.CreatedAt = fromMicros(created)
-	a.ExpireAt = fromMicros(expire)
+	a.CreatedAt = codec.FromMicros(created)
+	a.ExpireAt = codec.FromMicros(expire)
 	return &a, nil
 }
 
@@ -61,7 +63,7 @@ func (x artifacts) Put(ctx context.Context, a *store.Artifact) (*store.Artifact,
 			WHERE j.id = $6 AND t.id = $7
 			RETURNING id, pipeline_id, job_id)
 		SELECT ins.id, ins.pipeline_id, j.name FROM ins JOIN jobs j ON j.id = ins.job_id`,
-		a.Name, a.Digest, a.Size, micros(a.CreatedAt), micros(a.ExpireAt), a.JobID, a.AttemptID,
+		a.Name, a.Digest, a.Size, codec.Micros(a.CreatedAt), codec.Micros(a.ExpireAt), a.JobID, a.AttemptID,
 	).Scan(&a.ID, &a.PipelineID, &a.JobName)
 	if err != nil {
 		return nil, fmt.Errorf("put artifacts of job %d from attempt %d: %w", a.JobID, a.AttemptID, dbErr(err))
@@ -98,7 +100,7 @@ func (x artifacts) ListExpired(ctx context.Context, now time.Time, limit int) ([
 		lim = &limit
 	}
 	as, err := scanArtifacts(tx(x).query(ctx, `SELECT `+artifactCols+artifactFrom+`
-		WHERE a.expire_at > 0 AND a.expire_at <= $1 ORDER BY a.expire_at, a.id LIMIT $2`, micros(now), lim))
+		WHERE a.expire_at > 0 AND a.expire_at <= $1 ORDER BY a.expire_at, a.id LIMIT $2`, codec.Micros(now), lim))
 	if err != nil {
 		return nil, fmt.Errorf("list expired artifacts: %w", err)
 	}

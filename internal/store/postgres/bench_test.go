@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hangar-ci/hangar/internal/store/internal/codec"
+
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
@@ -138,7 +140,7 @@ func (cs claimSeed) create(b *testing.B, s *Store, pool *pgxpool.Pool) (time.Tim
 		jobs[i] = j
 		rows[i] = []any{pipelines[i/cs.perPipeline], j.name, "test", 1, store.JobPending, "on_success",
 			false, "null", string(tags), "null", string(spec), "", "", 0,
-			0, -1, micros(j.runAfter), micros(pendingEpoch), micros(pendingEpoch.Add(time.Duration(i) * time.Millisecond)),
+			0, -1, codec.Micros(j.runAfter), codec.Micros(pendingEpoch), codec.Micros(pendingEpoch.Add(time.Duration(i) * time.Millisecond)),
 			int64(0), int64(0)}
 	}
 	cols := []string{"pipeline_id", "name", "stage", "stage_index", "status", "run_when",
@@ -179,7 +181,7 @@ func (v claimVariant) explain(b *testing.B, pool *pgxpool.Pool) {
 	ctx := context.Background()
 	var lines []string
 	err := pgx.BeginFunc(ctx, pool, func(t pgx.Tx) error {
-		rows, err := t.Query(ctx, `EXPLAIN (ANALYZE, BUFFERS) `+nextPendingSQL, micros(v.now), v.labels)
+		rows, err := t.Query(ctx, `EXPLAIN (ANALYZE, BUFFERS) `+nextPendingSQL, codec.Micros(v.now), v.labels)
 		if err != nil {
 			return err
 		}
@@ -268,7 +270,7 @@ func BenchmarkListFinished(b *testing.B) {
 		b.Fatalf("vacuum: %v", err)
 	}
 	for _, since := range []time.Time{seed.Since, pendingEpoch.Add(-24 * time.Hour)} {
-		rows, err := pool.Query(ctx, `EXPLAIN (ANALYZE, BUFFERS) `+listFinishedSQL, sinceMicros(since))
+		rows, err := pool.Query(ctx, `EXPLAIN (ANALYZE, BUFFERS) `+listFinishedSQL, codec.SinceMicros(since))
 		if err != nil {
 			b.Fatalf("explain: %v", err)
 		}

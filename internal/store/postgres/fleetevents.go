@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/hangar-ci/hangar/internal/store/internal/codec"
+
 	"github.com/jackc/pgx/v5"
 
 	"github.com/hangar-ci/hangar/internal/store"
@@ -24,7 +26,7 @@ func scanFleetEvent(r scanner) (*store.FleetEvent, error) {
 	if err := r.Scan(&e.ID, &at, &e.Class, &e.Instance, &e.Kind, &e.Reason); err != nil {
 		return nil, dbErr(err)
 	}
-	e.At = fromMicros(at)
+	e.At = codec.FromMicros(at)
 	return &e, nil
 }
 
@@ -35,7 +37,7 @@ func scanFleetEvents(rows pgx.Rows, err error) ([]*store.FleetEvent, error) {
 func (x fleetEvents) Append(ctx context.Context, e *store.FleetEvent) error {
 	err := tx(x).queryRow(ctx, `INSERT INTO fleet_events (at, class, instance, kind, reason)
 		VALUES ($1, $2, $3, $4, $5) RETURNING id`,
-		micros(e.At), e.Class, e.Instance, e.Kind, e.Reason).Scan(&e.ID)
+		codec.Micros(e.At), e.Class, e.Instance, e.Kind, e.Reason).Scan(&e.ID)
 	if err != nil {
 		return fmt.Errorf("append fleet event %s of %s: %w", e.Kind, e.Instance, dbErr(err))
 	}
@@ -51,7 +53,7 @@ func (x fleetEvents) List(ctx context.Context, since time.Time, limit int) ([]*s
 	}
 	es, err := scanFleetEvents(tx(x).query(ctx, `SELECT `+fleetEventCols+` FROM (
 			SELECT `+fleetEventCols+` FROM fleet_events WHERE at >= $1 ORDER BY at DESC, id DESC LIMIT $2) e
-		ORDER BY at, id`, sinceMicros(since), lim))
+		ORDER BY at, id`, codec.SinceMicros(since), lim))
 	if err != nil {
 		return nil, fmt.Errorf("list fleet events since %s: %w", since, err)
 	}
@@ -62,7 +64,7 @@ func (x fleetEvents) DeleteBefore(ctx context.Context, t time.Time) (int, error)
 	if t.IsZero() {
 		return 0, nil // nothing is before the zero time
 	}
-	tag, err := tx(x).q.Exec(ctx, `DELETE FROM fleet_events WHERE at < $1`, micros(t))
+	tag, err := tx(x).q.Exec(ctx, `DELETE FROM fleet_events WHERE at < $1`, codec.Micros(t))
 	if err != nil {
 		return 0, fmt.Errorf("delete fleet events before %s: %w", t, dbErr(err))
 	}

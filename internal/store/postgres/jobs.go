@@ -7,6 +7,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/hangar-ci/hangar/internal/store/internal/codec"
+
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgtype"
 
@@ -45,15 +47,15 @@ func scanJob(r scanner) (*store.Job, error) {
 		{"needs", needs, &j.Needs},
 		{"spec", spec, &j.Spec},
 	} {
-		if err := fromJSON(c.text, c.v); err != nil {
+		if err := codec.FromJSON(c.text, c.v); err != nil {
 			return nil, fmt.Errorf("decode job %d %s: %w", j.ID, c.name, err)
 		}
 	}
-	j.RunAfter = fromMicros(runAfter)
-	j.CreatedAt = fromMicros(created)
-	j.PendingAt = fromMicros(pending)
-	j.StartedAt = fromMicros(started)
-	j.FinishedAt = fromMicros(finished)
+	j.RunAfter = codec.FromMicros(runAfter)
+	j.CreatedAt = codec.FromMicros(created)
+	j.PendingAt = codec.FromMicros(pending)
+	j.StartedAt = codec.FromMicros(started)
+	j.FinishedAt = codec.FromMicros(finished)
 	return &j, nil
 }
 
@@ -66,7 +68,7 @@ func scanJobs(rows pgx.Rows, err error) ([]*store.Job, error) {
 func (x jobs) Create(ctx context.Context, j *store.Job) error {
 	var cols [4]string
 	for i, v := range []any{j.AllowFailureExitCodes, j.Tags, j.Needs, j.Spec} {
-		s, err := toJSON(v)
+		s, err := codec.ToJSON(v)
 		if err != nil {
 			return fmt.Errorf("create job %q: encode: %w", j.Name, err)
 		}
@@ -78,8 +80,8 @@ func (x jobs) Create(ctx context.Context, j *store.Job) error {
 		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21) RETURNING id`,
 		j.PipelineID, j.Name, j.Stage, j.StageIndex, j.Status, j.When,
 		j.AllowFailure, cols[0], cols[1], cols[2], cols[3], j.Reason, j.FailureReason, j.Attempts,
-		j.LostAttempts, j.ExitCode, micros(j.RunAfter), micros(j.CreatedAt), micros(j.PendingAt),
-		micros(j.StartedAt), micros(j.FinishedAt)).Scan(&j.ID)
+		j.LostAttempts, j.ExitCode, codec.Micros(j.RunAfter), codec.Micros(j.CreatedAt), codec.Micros(j.PendingAt),
+		codec.Micros(j.StartedAt), codec.Micros(j.FinishedAt)).Scan(&j.ID)
 	if err != nil {
 		return fmt.Errorf("create job %q in pipeline %d: %w", j.Name, j.PipelineID, dbErr(err))
 	}
@@ -161,7 +163,7 @@ func (x jobs) ListPending(ctx context.Context) ([]*store.Job, error) {
 // ListPendingSince returns the jobs that became pending after since.
 func (x jobs) ListPendingSince(ctx context.Context, since time.Time) ([]*store.Job, error) {
 	js, err := scanJobs(tx(x).query(ctx, `SELECT `+jobStateCols+` FROM jobs
-		WHERE pending_at > $1 ORDER BY pending_at, id`, micros(since)))
+		WHERE pending_at > $1 ORDER BY pending_at, id`, codec.Micros(since)))
 	if err != nil {
 		return nil, fmt.Errorf("list jobs pending since %s: %w", since, err)
 	}
@@ -197,7 +199,7 @@ func (x jobs) ListByStatus(ctx context.Context, status store.JobStatus, limit in
 // Update writes j's mutable fields; the jobs_pending trigger adds,
 // changes or removes its pending_jobs row in the same statement.
 func (x jobs) Update(ctx context.Context, j *store.Job) error {
-	tags, err := toJSON(j.Tags)
+	tags, err := codec.ToJSON(j.Tags)
 	if err != nil {
 		return fmt.Errorf("update job %d: %w", j.ID, err)
 	}
@@ -206,7 +208,7 @@ func (x jobs) Update(ctx context.Context, j *store.Job) error {
 			started_at = $11, finished_at = $12, tags = $13
 		WHERE id = $14`,
 		j.Status, j.AllowFailure, j.Reason, j.FailureReason, j.Attempts, j.LostAttempts, j.ExitCode,
-		micros(j.RunAfter), micros(j.CreatedAt), micros(j.PendingAt), micros(j.StartedAt), micros(j.FinishedAt), tags, j.ID)
+		codec.Micros(j.RunAfter), codec.Micros(j.CreatedAt), codec.Micros(j.PendingAt), codec.Micros(j.StartedAt), codec.Micros(j.FinishedAt), tags, j.ID)
 	if err != nil {
 		return fmt.Errorf("update job %d: %w", j.ID, err)
 	}
@@ -244,7 +246,7 @@ func (x jobs) NextPending(ctx context.Context, labels []string, now time.Time) (
 	if labels == nil {
 		labels = []string{} // a NULL array would contain no tags, not even none
 	}
-	j, err := scanJob(tx(x).queryRow(ctx, nextPendingSQL, micros(now), labels))
+	j, err := scanJob(tx(x).queryRow(ctx, nextPendingSQL, codec.Micros(now), labels))
 	if err != nil {
 		return nil, fmt.Errorf("next pending job for labels %v: %w", labels, err)
 	}
@@ -324,7 +326,7 @@ var listFinishedSQL = `SELECT j.id, j.pipeline_id, j.name, j.status, j.pending_a
 // stepjson.Decoder (steps in blocks, names shared). The records are
 // allocated in blocks.
 func (x jobs) ListFinished(ctx context.Context, since time.Time) ([]*store.JobTiming, error) {
-	rows, err := tx(x).query(ctx, listFinishedSQL, sinceMicros(since))
+	rows, err := tx(x).query(ctx, listFinishedSQL, codec.SinceMicros(since))
 	if err != nil {
 		return nil, fmt.Errorf("list jobs finished since %s: %w", since, err)
 	}
@@ -356,11 +358,11 @@ func (x jobs) ListFinished(ctx context.Context, since time.Time) ([]*store.JobTi
 			}
 		}
 		jt.Status = store.JobStatus(status)
-		jt.PendingAt, jt.StartedAt, jt.FinishedAt = fromMicros(pending), fromMicros(started), fromMicros(finished)
+		jt.PendingAt, jt.StartedAt, jt.FinishedAt = codec.FromMicros(pending), codec.FromMicros(started), codec.FromMicros(finished)
 		if text != nil {
 			ls, ok := labels[*text]
 			if !ok {
-				if err := fromJSON(*text, &ls); err != nil {
+				if err := codec.FromJSON(*text, &ls); err != nil {
 					return nil, fmt.Errorf("list jobs finished since %s: decode the labels of job %d's agent: %w", since, jt.JobID, err)
 				}
 				if ls == nil {
@@ -392,16 +394,16 @@ func scanAttempt(r scanner) (*store.Attempt, error) {
 	if err != nil {
 		return nil, dbErr(err)
 	}
-	if err := fromJSON(steps, &a.Steps); err != nil {
+	if err := codec.FromJSON(steps, &a.Steps); err != nil {
 		return nil, fmt.Errorf("decode attempt %d steps: %w", a.ID, err)
 	}
 	if len(a.Steps) == 0 {
 		a.Steps = nil // none, however stored
 	}
-	a.LeaseExpiresAt = fromMicros(lease)
-	a.CreatedAt = fromMicros(created)
-	a.StartedAt = fromMicros(started)
-	a.FinishedAt = fromMicros(finished)
+	a.LeaseExpiresAt = codec.FromMicros(lease)
+	a.CreatedAt = codec.FromMicros(created)
+	a.StartedAt = codec.FromMicros(started)
+	a.FinishedAt = codec.FromMicros(finished)
 	return &a, nil
 }
 
@@ -412,7 +414,7 @@ func scanAttempts(rows pgx.Rows, err error) ([]*store.Attempt, error) {
 // CreateAttempt inserts a; a second attempt with the same job and Number
 // is refused with store.ErrConflict.
 func (x jobs) CreateAttempt(ctx context.Context, a *store.Attempt) error {
-	steps, err := stepsJSON(a.Steps)
+	steps, err := codec.StepsJSON(a.Steps)
 	if err != nil {
 		return fmt.Errorf("create attempt %d of job %d: encode steps: %w", a.Number, a.JobID, err)
 	}
@@ -420,9 +422,9 @@ func (x jobs) CreateAttempt(ctx context.Context, a *store.Attempt) error {
 			lease_expires_at, cancel_requested, exit_code, failure_reason, created_at, started_at, finished_at,
 			steps)
 		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) RETURNING id`,
-		a.JobID, a.Number, a.AgentID, nonNil(a.TokenHash), a.Status, micros(a.LeaseExpiresAt),
-		a.CancelRequested, a.ExitCode, a.FailureReason, micros(a.CreatedAt), micros(a.StartedAt),
-		micros(a.FinishedAt), steps).Scan(&a.ID)
+		a.JobID, a.Number, a.AgentID, codec.NonNil(a.TokenHash), a.Status, codec.Micros(a.LeaseExpiresAt),
+		a.CancelRequested, a.ExitCode, a.FailureReason, codec.Micros(a.CreatedAt), codec.Micros(a.StartedAt),
+		codec.Micros(a.FinishedAt), steps).Scan(&a.ID)
 	if err != nil {
 		return fmt.Errorf("create attempt %d of job %d: %w", a.Number, a.JobID, dbErr(err))
 	}
@@ -456,14 +458,14 @@ func (x jobs) ListAttemptsOfPipeline(ctx context.Context, pipelineID int64) ([]*
 }
 
 func (x jobs) UpdateAttempt(ctx context.Context, a *store.Attempt) error {
-	steps, err := stepsJSON(a.Steps)
+	steps, err := codec.StepsJSON(a.Steps)
 	if err != nil {
 		return fmt.Errorf("update attempt %d: encode steps: %w", a.ID, err)
 	}
 	err = tx(x).exec(ctx, true, `UPDATE attempts SET status = $1, lease_expires_at = $2, started_at = $3,
 			finished_at = $4, exit_code = $5, failure_reason = $6, cancel_requested = $7, steps = $8
 		WHERE id = $9`,
-		a.Status, micros(a.LeaseExpiresAt), micros(a.StartedAt), micros(a.FinishedAt), a.ExitCode,
+		a.Status, codec.Micros(a.LeaseExpiresAt), codec.Micros(a.StartedAt), codec.Micros(a.FinishedAt), a.ExitCode,
 		a.FailureReason, a.CancelRequested, steps, a.ID)
 	if err != nil {
 		return fmt.Errorf("update attempt %d: %w", a.ID, err)
@@ -475,7 +477,7 @@ func (x jobs) UpdateAttempt(ctx context.Context, a *store.Attempt) error {
 // ordered by ID.
 func (x jobs) ExpiredAttempts(ctx context.Context, now time.Time) ([]*store.Attempt, error) {
 	as, err := scanAttempts(tx(x).query(ctx, `SELECT `+attemptCols+` FROM attempts
-		WHERE status = 'running' AND lease_expires_at < $1 ORDER BY id`, micros(now)))
+		WHERE status = 'running' AND lease_expires_at < $1 ORDER BY id`, codec.Micros(now)))
 	if err != nil {
 		return nil, fmt.Errorf("list expired attempts: %w", err)
 	}

@@ -6,6 +6,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hangar-ci/hangar/internal/store/internal/codec"
+
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/hangar-ci/hangar/internal/store"
@@ -141,7 +143,7 @@ func TestMigrateAttemptSteps(t *testing.T) {
 		if _, err := pool.Exec(ctx, `INSERT INTO attempts (job_id, number, agent_id, token_hash, status,
 				lease_expires_at, cancel_requested, exit_code, failure_reason, created_at, started_at, finished_at)
 			VALUES ($1, $2, $3, '\x01', $4, 1, false, 0, '', 1, 1, $5)`,
-			job.ID, a.number, agent.ID, a.status, micros(finished)); err != nil {
+			job.ID, a.number, agent.ID, a.status, codec.Micros(finished)); err != nil {
 			t.Fatalf("store attempt %d at version 2: %v", a.number, err)
 		}
 	}

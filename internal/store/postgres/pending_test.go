@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hangar-ci/hangar/internal/store/internal/codec"
+
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
@@ -110,7 +112,7 @@ func TestPendingJobsFollowStatus(t *testing.T) {
 	ctx := context.Background()
 	s, pool := openPending(t, 4)
 	pipeline := newPipelines(t, s, 1)[0]
-	us := func(d time.Duration) int64 { return micros(pendingEpoch.Add(d)) }
+	us := func(d time.Duration) int64 { return codec.Micros(pendingEpoch.Add(d)) }
 	a := &store.Job{PipelineID: pipeline, Name: "a", Status: store.JobPending, Tags: []string{"docker"},
 		CreatedAt: pendingEpoch, PendingAt: pendingEpoch.Add(time.Second), ExitCode: -1}
 	b := &store.Job{PipelineID: pipeline, Name: "b", Status: store.JobCreated, CreatedAt: pendingEpoch, ExitCode: -1}

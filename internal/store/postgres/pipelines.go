@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/hangar-ci/hangar/internal/store/internal/codec"
+
 	"github.com/hangar-ci/hangar/internal/store"
 )
 
@@ -28,17 +30,17 @@ func scanPipeline(r scanner) (*store.Pipeline, error) {
 	if err != nil {
 		return nil, dbErr(err)
 	}
-	if err := fromJSON(vars, &p.Variables); err != nil {
+	if err := codec.FromJSON(vars, &p.Variables); err != nil {
 		return nil, fmt.Errorf("decode variables: %w", err)
 	}
-	p.CreatedAt = fromMicros(created)
-	p.StartedAt = fromMicros(started)
-	p.FinishedAt = fromMicros(finished)
+	p.CreatedAt = codec.FromMicros(created)
+	p.StartedAt = codec.FromMicros(started)
+	p.FinishedAt = codec.FromMicros(finished)
 	return &p, nil
 }
 
 func (x pipelines) Create(ctx context.Context, p *store.Pipeline) error {
-	vars, err := toJSON(p.Variables)
+	vars, err := codec.ToJSON(p.Variables)
 	if err != nil {
 		return fmt.Errorf("create pipeline: encode variables: %w", err)
 	}
@@ -46,7 +48,7 @@ func (x pipelines) Create(ctx context.Context, p *store.Pipeline) error {
 			variables, created_at, started_at, finished_at)
 		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) RETURNING id`,
 		p.ProjectID, p.Status, p.Source, p.Ref, p.SHA, p.Archive, p.File, p.Name,
-		vars, micros(p.CreatedAt), micros(p.StartedAt), micros(p.FinishedAt)).Scan(&p.ID)
+		vars, codec.Micros(p.CreatedAt), codec.Micros(p.StartedAt), codec.Micros(p.FinishedAt)).Scan(&p.ID)
 	if err != nil {
 		return fmt.Errorf("create pipeline in project %d: %w", p.ProjectID, dbErr(err))
 	}
@@ -119,7 +121,7 @@ func (x pipelines) List(ctx context.Context, f store.PipelineFilter) ([]*store.P
 func (x pipelines) Update(ctx context.Context, p *store.Pipeline) error {
 	err := tx(x).exec(ctx, true,
 		`UPDATE pipelines SET status = $1, started_at = $2, finished_at = $3 WHERE id = $4`,
-		p.Status, micros(p.StartedAt), micros(p.FinishedAt), p.ID)
+		p.Status, codec.Micros(p.StartedAt), codec.Micros(p.FinishedAt), p.ID)
 	if err != nil {
 		return fmt.Errorf("update pipeline %d: %w", p.ID, err)
 	}

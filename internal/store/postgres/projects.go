@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/hangar-ci/hangar/internal/store/internal/codec"
+
 	"github.com/hangar-ci/hangar/internal/store"
 )
 
@@ -21,14 +23,14 @@ func scanProject(r scanner) (*store.Project, error) {
 	if err := r.Scan(&p.ID, &p.Name, &created); err != nil {
 		return nil, dbErr(err)
 	}
-	p.CreatedAt = fromMicros(created)
+	p.CreatedAt = codec.FromMicros(created)
 	return &p, nil
 }
 
 func (x projects) Ensure(ctx context.Context, name string, now time.Time) (*store.Project, error) {
 	err := tx(x).exec(ctx, false,
 		`INSERT INTO projects (name, created_at) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING`,
-		name, micros(now))
+		name, codec.Micros(now))
 	if err != nil {
 		return nil, fmt.Errorf("ensure project %q: %w", name, err)
 	}

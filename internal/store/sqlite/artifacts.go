@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/hangar-ci/hangar/internal/store/internal/codec"
+
 	"github.com/hangar-ci/hangar/internal/store"
 )
 
@@ -30,8 +32,8 @@ func scanArtifact(r scanner) (*store.Artifact, error) {
 	if err != nil {
 		return nil, dbErr(err)
 	}
-	a.CreatedAt = fromMicros(created)
-	a.ExpireAt = fromMicros(expire)
+	a.CreatedAt = codec.FromMicros(created)
+	a.ExpireAt = codec.FromMicros(expire)
 	return &a, nil
 }
 
@@ -71,7 +73,7 @@ func (x artifacts) Put(ctx context.Context, a *store.Artifact) (*store.Artifact,
 		SELECT j.id, j.pipeline_id, t.id, ?, ?, ?, ?, ? FROM jobs j JOIN attempts t ON t.job_id = j.id
 		WHERE j.id = ? AND t.id = ?
 		RETURNING id, pipeline_id, (SELECT name FROM jobs WHERE id = job_id)`,
-		a.Name, a.Digest, a.Size, micros(a.CreatedAt), micros(a.ExpireAt), a.JobID, a.AttemptID,
+		a.Name, a.Digest, a.Size, codec.Micros(a.CreatedAt), codec.Micros(a.ExpireAt), a.JobID, a.AttemptID,
 	).Scan(&a.ID, &a.PipelineID, &a.JobName)
 	if err != nil {
 		return nil, fmt.Errorf("put artifacts of job %d from attempt %d: %w", a.JobID, a.AttemptID, dbErr(err))
@@ -91,7 +93,7 @@ func (x artifacts) ListByJobNames(ctx context.Context, pipelineID int64, names [
 	if len(names) == 0 {
 		return nil, nil
 	}
-	list, err := toJSON(names)
+	list, err := codec.ToJSON(names)
 	if err != nil {
 		return nil, fmt.Errorf("list artifacts of pipeline %d: encode names: %w", pipelineID, err)
 	}
@@ -111,7 +113,7 @@ func (x artifacts) ListExpired(ctx context.Context, now time.Time, limit int) ([
 		limit = -1 // no limit
 	}
 	as, err := scanArtifacts(tx(x).query(ctx, `SELECT `+artifactCols+artifactFrom+`
-		WHERE a.expire_at > 0 AND a.expire_at <= ? ORDER BY a.expire_at, a.id LIMIT ?`, micros(now), limit))
+		WHERE a.expire_at > 0 AND a.expire_at <= ? ORDER BY a.expire_at, a.id LIMIT ?`, codec.Micros(now), limit))
 	if err != nil {
 		return nil, fmt.Errorf("list expired artifacts: %w", err)
 	}

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/hangar-ci/hangar/internal/store/internal/codec"
+
 	"github.com/hangar-ci/hangar/internal/store"
 	"github.com/hangar-ci/hangar/internal/store/internal/stepjson"
 )
@@ -43,15 +45,15 @@ func scanJob(r scanner) (*store.Job, error) {
 		{"needs", needs, &j.Needs},
 		{"spec", spec, &j.Spec},
 	} {
-		if err := fromJSON(c.text, c.v); err != nil {
+		if err := codec.FromJSON(c.text, c.v); err != nil {
 			return nil, fmt.Errorf("decode job %d %s: %w", j.ID, c.name, err)
 		}
 	}
-	j.RunAfter = fromMicros(runAfter)
-	j.CreatedAt = fromMicros(created)
-	j.PendingAt = fromMicros(pending)
-	j.StartedAt = fromMicros(started)
-	j.FinishedAt = fromMicros(finished)
+	j.RunAfter = codec.FromMicros(runAfter)
+	j.CreatedAt = codec.FromMicros(created)
+	j.PendingAt = codec.FromMicros(pending)
+	j.StartedAt = codec.FromMicros(started)
+	j.FinishedAt = codec.FromMicros(finished)
 	return &j, nil
 }
 
@@ -74,7 +76,7 @@ func scanJobs(rows *sql.Rows, err error) ([]*store.Job, error) {
 func (x jobs) Create(ctx context.Context, j *store.Job) error {
 	var cols [4]string
 	for i, v := range []any{j.AllowFailureExitCodes, j.Tags, j.Needs, j.Spec} {
-		s, err := toJSON(v)
+		s, err := codec.ToJSON(v)
 		if err != nil {
 			return fmt.Errorf("create job %q: encode: %w", j.Name, err)
 		}
@@ -86,8 +88,8 @@ func (x jobs) Create(ctx context.Context, j *store.Job) error {
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`,
 		j.PipelineID, j.Name, j.Stage, j.StageIndex, j.Status, j.When,
 		boolInt(j.AllowFailure), cols[0], cols[1], cols[2], cols[3], j.Reason, j.FailureReason, j.Attempts,
-		j.LostAttempts, j.ExitCode, micros(j.RunAfter), micros(j.CreatedAt), micros(j.PendingAt),
-		micros(j.StartedAt), micros(j.FinishedAt)).Scan(&j.ID)
+		j.LostAttempts, j.ExitCode, codec.Micros(j.RunAfter), codec.Micros(j.CreatedAt), codec.Micros(j.PendingAt),
+		codec.Micros(j.StartedAt), codec.Micros(j.FinishedAt)).Scan(&j.ID)
 	if err != nil {
 		return fmt.Errorf("create job %q in pipeline %d: %w", j.Name, j.PipelineID, dbErr(err))
 	}
@@ -146,7 +148,7 @@ func (x jobs) ListPending(ctx context.Context) ([]*store.Job, error) {
 // ListPendingSince returns the jobs that became pending after since.
 func (x jobs) ListPendingSince(ctx context.Context, since time.Time) ([]*store.Job, error) {
 	js, err := scanJobs(tx(x).query(ctx, `SELECT `+jobStateCols+` FROM jobs
-		WHERE pending_at > ? ORDER BY pending_at, id`, micros(since)))
+		WHERE pending_at > ? ORDER BY pending_at, id`, codec.Micros(since)))
 	if err != nil {
 		return nil, fmt.Errorf("list jobs pending since %s: %w", since, err)
 	}
@@ -172,7 +174,7 @@ func (x jobs) ListByStatus(ctx context.Context, status store.JobStatus, limit in
 }
 
 func (x jobs) Update(ctx context.Context, j *store.Job) error {
-	tags, err := toJSON(j.Tags)
+	tags, err := codec.ToJSON(j.Tags)
 	if err != nil {
 		return fmt.Errorf("update job %d: %w", j.ID, err)
 	}
@@ -181,7 +183,7 @@ func (x jobs) Update(ctx context.Context, j *store.Job) error {
 			started_at = ?, finished_at = ?, tags = ?
 		WHERE id = ?`,
 		j.Status, boolInt(j.AllowFailure), j.Reason, j.FailureReason, j.Attempts, j.LostAttempts, j.ExitCode,
-		micros(j.RunAfter), micros(j.CreatedAt), micros(j.PendingAt), micros(j.StartedAt), micros(j.FinishedAt), tags, j.ID)
+		codec.Micros(j.RunAfter), codec.Micros(j.CreatedAt), codec.Micros(j.PendingAt), codec.Micros(j.StartedAt), codec.Micros(j.FinishedAt), tags, j.ID)
 	if err == nil {
 		err = affected(res)
 	}
@@ -198,7 +200,7 @@ func (x jobs) NextPending(ctx context.Context, labels []string, now time.Time) (
 	if labels == nil {
 		labels = []string{} // JSON null would make every tag look matched
 	}
-	have, err := toJSON(labels)
+	have, err := codec.ToJSON(labels)
 	if err != nil {
 		return nil, fmt.Errorf("next pending job: encode labels: %w", err)
 	}
@@ -208,7 +210,7 @@ func (x jobs) NextPending(ctx context.Context, labels []string, now time.Time) (
 				SELECT 1 FROM json_each(jobs.tags) AS tag -- null tags: one row of type null
 				WHERE tag.type = 'text' AND tag.value NOT IN (SELECT label.value FROM json_each(?) AS label))
 		ORDER BY pending_at, id
-		LIMIT 1`, micros(now), have))
+		LIMIT 1`, codec.Micros(now), have))
 	if err != nil {
 		return nil, fmt.Errorf("next pending job for labels %v: %w", labels, err)
 	}
@@ -286,7 +288,7 @@ func (x jobs) ListFinished(ctx context.Context, since time.Time) ([]*store.JobTi
 		LEFT JOIN attempts t ON t.job_id = j.id AND t.number = j.attempts
 		LEFT JOIN agents g ON g.id = t.agent_id
 		WHERE j.finished_at >= ? AND +j.status IN (`+finishedStatuses+`)
-		ORDER BY j.finished_at, j.id`, sinceMicros(since))
+		ORDER BY j.finished_at, j.id`, codec.SinceMicros(since))
 	if err != nil {
 		return nil, fmt.Errorf("list jobs finished since %s: %w", since, err)
 	}
@@ -318,11 +320,11 @@ func (x jobs) ListFinished(ctx context.Context, since time.Time) ([]*store.JobTi
 			}
 		}
 		jt.Status = store.JobStatus(status)
-		jt.PendingAt, jt.StartedAt, jt.FinishedAt = fromMicros(pending), fromMicros(started), fromMicros(finished)
+		jt.PendingAt, jt.StartedAt, jt.FinishedAt = codec.FromMicros(pending), codec.FromMicros(started), codec.FromMicros(finished)
 		if text.Valid {
 			ls, ok := labels[text.String]
 			if !ok {
-				if err := fromJSON(text.String, &ls); err != nil {
+				if err := codec.FromJSON(text.String, &ls); err != nil {
 					return nil, fmt.Errorf("list jobs finished since %s: decode the labels of job %d's agent: %w", since, jt.JobID, err)
 				}
 				if ls == nil {
@@ -354,16 +356,16 @@ func scanAttempt(r scanner) (*store.Attempt, error) {
 	if err != nil {
 		return nil, dbErr(err)
 	}
-	if err := fromJSON(steps, &a.Steps); err != nil {
+	if err := codec.FromJSON(steps, &a.Steps); err != nil {
 		return nil, fmt.Errorf("decode attempt %d steps: %w", a.ID, err)
 	}
 	if len(a.Steps) == 0 {
 		a.Steps = nil // none, however stored
 	}
-	a.LeaseExpiresAt = fromMicros(lease)
-	a.CreatedAt = fromMicros(created)
-	a.StartedAt = fromMicros(started)
-	a.FinishedAt = fromMicros(finished)
+	a.LeaseExpiresAt = codec.FromMicros(lease)
+	a.CreatedAt = codec.FromMicros(created)
+	a.StartedAt = codec.FromMicros(started)
+	a.FinishedAt = codec.FromMicros(finished)
 	return &a, nil
 }
 
@@ -386,7 +388,7 @@ func scanAttempts(rows *sql.Rows, err error) ([]*store.Attempt, error) {
 // CreateAttempt inserts a; a second attempt with the same job and Number
 // is refused with store.ErrConflict.
 func (x jobs) CreateAttempt(ctx context.Context, a *store.Attempt) error {
-	steps, err := stepsJSON(a.Steps)
+	steps, err := codec.StepsJSON(a.Steps)
 	if err != nil {
 		return fmt.Errorf("create attempt %d of job %d: encode steps: %w", a.Number, a.JobID, err)
 	}
@@ -394,9 +396,9 @@ func (x jobs) CreateAttempt(ctx context.Context, a *store.Attempt) error {
 			lease_expires_at, cancel_requested, exit_code, failure_reason, created_at, started_at, finished_at,
 			steps)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`,
-		a.JobID, a.Number, a.AgentID, nonNil(a.TokenHash), a.Status, micros(a.LeaseExpiresAt),
-		boolInt(a.CancelRequested), a.ExitCode, a.FailureReason, micros(a.CreatedAt), micros(a.StartedAt),
-		micros(a.FinishedAt), steps).Scan(&a.ID)
+		a.JobID, a.Number, a.AgentID, codec.NonNil(a.TokenHash), a.Status, codec.Micros(a.LeaseExpiresAt),
+		boolInt(a.CancelRequested), a.ExitCode, a.FailureReason, codec.Micros(a.CreatedAt), codec.Micros(a.StartedAt),
+		codec.Micros(a.FinishedAt), steps).Scan(&a.ID)
 	if err != nil {
 		return fmt.Errorf("create attempt %d of job %d: %w", a.Number, a.JobID, dbErr(err))
 	}
@@ -430,14 +432,14 @@ func (x jobs) ListAttemptsOfPipeline(ctx context.Context, pipelineID int64) ([]*
 }
 
 func (x jobs) UpdateAttempt(ctx context.Context, a *store.Attempt) error {
-	steps, err := stepsJSON(a.Steps)
+	steps, err := codec.StepsJSON(a.Steps)
 	if err != nil {
 		return fmt.Errorf("update attempt %d: encode steps: %w", a.ID, err)
 	}
 	res, err := tx(x).exec(ctx, `UPDATE attempts SET status = ?, lease_expires_at = ?, started_at = ?,
 			finished_at = ?, exit_code = ?, failure_reason = ?, cancel_requested = ?, steps = ?
 		WHERE id = ?`,
-		a.Status, micros(a.LeaseExpiresAt), micros(a.StartedAt), micros(a.FinishedAt), a.ExitCode,
+		a.Status, codec.Micros(a.LeaseExpiresAt), codec.Micros(a.StartedAt), codec.Micros(a.FinishedAt), a.ExitCode,
 		a.FailureReason, boolInt(a.CancelRequested), steps, a.ID)
 	if err == nil {
 		err = affected(res)
@@ -452,7 +454,7 @@ func (x jobs) UpdateAttempt(ctx context.Context, a *store.Attempt) error {
 // ordered by ID.
 func (x jobs) ExpiredAttempts(ctx context.Context, now time.Time) ([]*store.Attempt, error) {
 	as, err := scanAttempts(tx(x).query(ctx, `SELECT `+attemptCols+` FROM attempts
-		WHERE status = 'running' AND lease_expires_at < ? ORDER BY id`, micros(now)))
+		WHERE status = 'running' AND lease_expires_at < ? ORDER BY id`, codec.Micros(now)))
 	if err != nil {
 		return nil, fmt.Errorf("list expired attempts: %w", err)
 	}

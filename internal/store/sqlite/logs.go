@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/hangar-ci/hangar/internal/store/internal/codec"
+
 	"github.com/hangar-ci/hangar/internal/store"
 )
 
@@ -66,7 +68,7 @@ func (x logs) Sizes(ctx context.Context, attemptIDs []int64) (map[int64]int64, e
 	if len(attemptIDs) == 0 {
 		return sizes, nil
 	}
-	ids, err := toJSON(attemptIDs)
+	ids, err := codec.ToJSON(attemptIDs)
 	if err != nil {
 		return nil, err
 	}

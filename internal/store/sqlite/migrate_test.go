@@ -10,6 +10,8 @@ import (
 	"testing/fstest"
 	"time"
 
+	"github.com/hangar-ci/hangar/internal/store/internal/codec"
+
 	"github.com/hangar-ci/hangar/internal/store"
 )
 
@@ -276,7 +278,7 @@ func TestMigrateAttemptSteps(t *testing.T) {
 	}{{1, store.AttemptSuccess}, {2, store.AttemptRunning}} {
 		if _, err := s.write.ExecContext(ctx, `INSERT INTO attempts (job_id, number, agent_id, token_hash, status,
 				lease_expires_at, cancel_requested, exit_code, failure_reason, created_at, started_at, finished_at)
-			VALUES (?, ?, ?, x'01', ?, 1, 0, 0, '', 1, 1, ?)`, job.ID, a.number, agent.ID, a.status, micros(finished)); err != nil {
+			VALUES (?, ?, ?, x'01', ?, 1, 0, 0, '', 1, 1, ?)`, job.ID, a.number, agent.ID, a.status, codec.Micros(finished)); err != nil {
 			t.Fatalf("store attempt %d at version 6: %v", a.number, err)
 		}
 	}
