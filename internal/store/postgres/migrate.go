@@ -4,10 +4,8 @@ import (
 	"context"
 	"embed"
 	"fmt"
-	"io/fs"
-	"path"
-	"strconv"
-	"strings"
+
+	"github.com/hangar-ci/hangar/internal/store/internal/migrations"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -25,44 +23,7 @@ var migrationFiles embed.FS
 const migrationLock int64 = 0x68616e676172 // "hangar"
 
 // migration is one step of the schema.
-type migration struct {
-	version int
-	name    string
-	sql     string
-}
-
-// loadMigrations reads the migrations in dir of fsys, in order, and
-// checks that they are numbered 1, 2, 3, …
-func loadMigrations(fsys fs.FS, dir string) ([]migration, error) {
-	entries, err := fs.ReadDir(fsys, dir)
-	if err != nil {
-		return nil, fmt.Errorf("read migrations: %w", err)
-	}
-	var ms []migration
-	for _, e := range entries { // ReadDir sorts by name
-		name := e.Name()
-		if e.IsDir() || !strings.HasSuffix(name, ".sql") {
-			continue
-		}
-		num, _, ok := strings.Cut(name, "_")
-		version, err := strconv.Atoi(num)
-		if !ok || err != nil || version <= 0 {
-			return nil, fmt.Errorf("migration %s: name must be NNNN_what.sql", name)
-		}
-		if want := len(ms) + 1; version != want {
-			return nil, fmt.Errorf("migration %s: number %d, want %d", name, version, want)
-		}
-		text, err := fs.ReadFile(fsys, path.Join(dir, name))
-		if err != nil {
-			return nil, fmt.Errorf("read migration %s: %w", name, err)
-		}
-		ms = append(ms, migration{version: version, name: name, sql: string(text)})
-	}
-	if len(ms) == 0 {
-		return nil, fmt.Errorf("no migrations in %s", dir)
-	}
-	return ms, nil
-}
+type migration = migrations.Migration
 
 // migrate applies the migrations the database has not applied yet, each
 // in its own transaction together with its row in hangar_schema, while
@@ -103,13 +64,13 @@ func migrate(ctx context.Context, pool *pgxpool.Pool, ms []migration) (err error
 	}
 	for _, m := range ms[version:] {
 		if err := pgx.BeginFunc(ctx, conn, func(t pgx.Tx) error {
-			if _, err := t.Exec(ctx, m.sql); err != nil {
+			if _, err := t.Exec(ctx, m.SQL); err != nil {
 				return err
 			}
-			_, err := t.Exec(ctx, `INSERT INTO hangar_schema (version, name) VALUES ($1, $2)`, m.version, m.name)
+			_, err := t.Exec(ctx, `INSERT INTO hangar_schema (version, name) VALUES ($1, $2)`, m.Version, m.Name)
 			return err
 		}); err != nil {
-			return fmt.Errorf("migration %s: %w", m.name, err)
+			return fmt.Errorf("migration %s: %w", m.Name, err)
 		}
 	}
 	return nil

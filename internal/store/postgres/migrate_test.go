@@ -6,6 +6,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hangar-ci/hangar/internal/store/internal/migrations"
+
 	"github.com/hangar-ci/hangar/internal/store/internal/codec"
 
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -21,7 +23,7 @@ func TestMigrateFleetEvents(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	u := pgtest.NewDatabase(t, 4)
-	all, err := loadMigrations(migrationFiles, "migrations")
+	all, err := migrations.Load(migrationFiles, "migrations")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -96,7 +98,7 @@ func TestMigrateAttemptSteps(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	u := pgtest.NewDatabase(t, 4)
-	all, err := loadMigrations(migrationFiles, "migrations")
+	all, err := migrations.Load(migrationFiles, "migrations")
 	if err != nil {
 		t.Fatal(err)
 	}

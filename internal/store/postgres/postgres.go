@@ -25,6 +25,8 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/hangar-ci/hangar/internal/store/internal/migrations"
+
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -50,7 +52,7 @@ var _ store.Store = (*Store)(nil)
 // each in its own transaction, the embedded migrations it has not applied
 // yet.
 func Open(ctx context.Context, url string) (*Store, error) {
-	ms, err := loadMigrations(migrationFiles, "migrations")
+	ms, err := migrations.Load(migrationFiles, "migrations")
 	if err != nil {
 		return nil, fmt.Errorf("open postgres store: %w", err)
 	}

@@ -7,45 +7,17 @@ import (
 	"slices"
 	"strings"
 	"testing"
-	"testing/fstest"
 	"time"
+
+	"github.com/hangar-ci/hangar/internal/store/internal/migrations"
 
 	"github.com/hangar-ci/hangar/internal/store/internal/codec"
 
 	"github.com/hangar-ci/hangar/internal/store"
 )
 
-func TestLoadMigrations(t *testing.T) {
-	for _, tc := range []struct {
-		name  string
-		files []string
-		err   string // "" for success
-	}{
-		{"in order", []string{"0001_a.sql", "0002_b.sql", "0003_c.sql"}, ""},
-		{"other files ignored", []string{"0001_a.sql", "README.md"}, ""},
-		{"gap", []string{"0001_a.sql", "0003_c.sql"}, "number 3, want 2"},
-		{"duplicate", []string{"0001_a.sql", "0001_b.sql"}, "number 1, want 2"},
-		{"no number", []string{"init.sql"}, "NNNN_what.sql"},
-		{"zero", []string{"0000_a.sql"}, "NNNN_what.sql"},
-		{"none", nil, "no migrations"},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			fsys := fstest.MapFS{"m/.keep": {}}
-			for _, f := range tc.files {
-				fsys["m/"+f] = &fstest.MapFile{Data: []byte("SELECT 1;")}
-			}
-			ms, err := loadMigrations(fsys, "m")
-			switch {
-			case tc.err == "" && err != nil:
-				t.Errorf("loadMigrations: %v", err)
-			case tc.err == "" && len(ms) != len(tc.files)-strings.Count(strings.Join(tc.files, " "), ".md"):
-				t.Errorf("loadMigrations: %d migrations", len(ms))
-			case tc.err != "" && (err == nil || !strings.Contains(err.Error(), tc.err)):
-				t.Errorf("loadMigrations: %v, want an error saying %q", err, tc.err)
-			}
-		})
-	}
-	if _, err := loadMigrations(migrationFiles, "migrations"); err != nil {
+func TestEmbeddedMigrations(t *testing.T) {
+	if _, err := migrations.Load(migrationFiles, "migrations"); err != nil {
 		t.Errorf("embedded migrations: %v", err)
 	}
 }
@@ -55,9 +27,9 @@ func TestLoadMigrations(t *testing.T) {
 func TestMigrate(t *testing.T) {
 	ctx := context.Background()
 	path := filepath.Join(t.TempDir(), "m.db")
-	m1 := migration{1, "0001_a.sql", "CREATE TABLE a (x INTEGER); INSERT INTO a VALUES (1);"}
-	m2 := migration{2, "0002_b.sql", "CREATE TABLE b (y INTEGER); INSERT INTO a VALUES (2);"}
-	bad := migration{3, "0003_bad.sql", "CREATE TABLE c (z INTEGER); INSERT INTO nowhere VALUES (3);"}
+	m1 := migration{Version: 1, Name: "0001_a.sql", SQL: "CREATE TABLE a (x INTEGER); INSERT INTO a VALUES (1);"}
+	m2 := migration{Version: 2, Name: "0002_b.sql", SQL: "CREATE TABLE b (y INTEGER); INSERT INTO a VALUES (2);"}
+	bad := migration{Version: 3, Name: "0003_bad.sql", SQL: "CREATE TABLE c (z INTEGER); INSERT INTO nowhere VALUES (3);"}
 
 	s, err := open(ctx, path, []migration{m1}, options{})
 	if err != nil {
@@ -103,7 +75,7 @@ func TestMigrate(t *testing.T) {
 func TestMigrateImageSpec(t *testing.T) {
 	ctx := context.Background()
 	path := filepath.Join(t.TempDir(), "m.db")
-	all, err := loadMigrations(migrationFiles, "migrations")
+	all, err := migrations.Load(migrationFiles, "migrations")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -172,7 +144,7 @@ func TestMigrateImageSpec(t *testing.T) {
 func TestMigrateFleetEvents(t *testing.T) {
 	ctx := context.Background()
 	path := filepath.Join(t.TempDir(), "m.db")
-	all, err := loadMigrations(migrationFiles, "migrations")
+	all, err := migrations.Load(migrationFiles, "migrations")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -237,7 +209,7 @@ func TestMigrateFleetEvents(t *testing.T) {
 func TestMigrateAttemptSteps(t *testing.T) {
 	ctx := context.Background()
 	path := filepath.Join(t.TempDir(), "m.db")
-	all, err := loadMigrations(migrationFiles, "migrations")
+	all, err := migrations.Load(migrationFiles, "migrations")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -24,6 +24,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/hangar-ci/hangar/internal/store/internal/migrations"
+
 	sqlitedrv "modernc.org/sqlite"
 	sqlite3 "modernc.org/sqlite/lib"
 
@@ -70,7 +72,7 @@ func Open(ctx context.Context, path string, opts ...Option) (*Store, error) {
 	if path == "" || path == ":memory:" || strings.HasPrefix(path, "file:") || strings.ContainsRune(path, '?') {
 		return nil, fmt.Errorf("open sqlite store: path %q must be a plain file path", path)
 	}
-	ms, err := loadMigrations(migrationFiles, "migrations")
+	ms, err := migrations.Load(migrationFiles, "migrations")
 	if err != nil {
 		return nil, fmt.Errorf("open sqlite store %s: %w", path, err)
 	}
